@@ -1,0 +1,112 @@
+import DequeModule
+import GearmanProtocol
+import NIOCore
+
+/// Identifies a job inside the state machine (cheaper to hash and queue than its handle).
+struct JobID: Hashable, Sendable, Comparable {
+    var rawValue: UInt64
+    static func < (lhs: JobID, rhs: JobID) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// The key jobs coalesce on: the function plus the unique, or plus the payload for a unique of `-`.
+struct CoalescingKey: Hashable {
+    var function: ByteBuffer
+    var unique: ByteBuffer
+    var byPayload: Bool
+}
+
+/// One job, from submission until it ends.
+struct Job {
+    enum State: Equatable {
+        /// An epoch job that is not due yet.
+        case scheduled(epoch: Int64)
+        /// Waiting in its function's queue.
+        case queued
+        /// Assigned to a worker. `assignment` tells one assignment from the next, so a stale
+        /// CAN_DO_TIMEOUT deadline can be recognised.
+        case running(worker: ConnectionID, assignment: UInt64)
+    }
+
+    let id: JobID
+    let handle: ByteBuffer
+    let function: ByteBuffer
+    let unique: ByteBuffer
+    let coalescingKey: CoalescingKey?
+    let payload: ByteBuffer
+    let priority: JobPriority
+    /// The reducer of a reduce submission; nil for an ordinary job.
+    let reducer: ByteBuffer?
+    /// The epoch time of an epoch job.
+    let epoch: Int64?
+    /// True once any background submission created or joined the job: it then survives the loss of
+    /// its foreground listeners (gearmand drops it silently; we don't).
+    var isBackground: Bool
+    var state: State
+    var retries: Int
+    /// Foreground clients waiting on the job, most recently attached first (gearmand's order).
+    var listeners: [ConnectionID]
+    var numerator: ByteBuffer
+    var denominator: ByteBuffer
+
+    var isRunning: Bool {
+        if case .running = state { return true }
+        return false
+    }
+}
+
+/// Everything the server keeps per function name.
+struct FunctionState {
+    let name: ByteBuffer
+    /// FIFO queues of runnable jobs, indexed by priority. Entries of jobs that left the queue some
+    /// other way (cancelled, abandoned) are skipped when reached, so removal is O(1).
+    var queues: [Deque<JobID>] = [[], [], []]
+    /// Exact counts of queued (runnable) jobs per priority.
+    var queuedCounts: [Int] = [0, 0, 0]
+    /// Epoch jobs that are not due yet.
+    var scheduledCount = 0
+    var runningCount = 0
+    /// Connections that registered the function.
+    var workers: Set<ConnectionID> = []
+    /// Registered connections that are asleep and have not been sent a NOOP since.
+    var sleepers: Set<ConnectionID> = []
+    var maxQueue: MaxQueueLimits = .unlimited
+
+    init(name: ByteBuffer) {
+        self.name = name
+    }
+
+    var queuedCount: Int { queuedCounts[0] + queuedCounts[1] + queuedCounts[2] }
+    /// Every live job of the function: queued, scheduled and running.
+    var totalCount: Int { queuedCount + scheduledCount + runningCount }
+    var hasRunnableJobs: Bool { queuedCount > 0 }
+}
+
+/// What the server keeps per connection.
+struct ConnectionState {
+    struct Ability {
+        var function: ByteBuffer
+        /// CAN_DO_TIMEOUT in milliseconds, nil for none.
+        var timeoutMilliseconds: Int64?
+    }
+
+    let id: ConnectionID
+    let peerAddress: String
+    var principal: Principal = .anonymous
+    var clientID: ByteBuffer?
+    var exceptions = false
+    /// Registered functions in round-robin order: a function that yields a job moves to the end.
+    var abilities: [Ability] = []
+    var isSleeping = false
+    var noopSent = false
+    var assignedJobs: Set<JobID> = []
+    var listeningJobs: Set<JobID> = []
+
+    init(id: ConnectionID, peerAddress: String) {
+        self.id = id
+        self.peerAddress = peerAddress
+    }
+
+    func abilityIndex(_ function: ByteBuffer) -> Int? {
+        abilities.firstIndex { $0.function == function }
+    }
+}

@@ -1,0 +1,41 @@
+public import NIOCore
+
+extension JobServer {
+    /// Everything a job server is started with. Every property has a documented default.
+    public struct Configuration: Sendable {
+        /// A TCP address the server accepts connections on.
+        public struct Listener: Sendable, Hashable, CustomStringConvertible {
+            public var host: String
+            public var port: Int
+
+            public init(host: String, port: Int) {
+                self.host = host
+                self.port = port
+            }
+
+            public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+        }
+
+        /// Where to listen. Default: `127.0.0.1:4730`, Gearman's port on loopback only.
+        public var listeners: [Listener] = [Listener(host: "127.0.0.1", port: 4730)]
+        /// How often a job whose worker was lost (or timed out) is requeued before its clients get
+        /// WORK_FAIL. Default 0: unlimited, as gearmand 1.1.20.
+        public var jobRetries: Int = 0
+        /// How many sleeping workers one new job wakes. Default 0: all of them.
+        public var workerWakeup: Int = 0
+        /// Forward WORK_EXCEPTION to every client, not only to those that sent OPTION_REQ `exceptions`.
+        /// Default false.
+        public var exceptions: Bool = false
+        /// The prefix of job handles, at most 19 bytes. Default: `H:` plus the host name (shortened).
+        public var jobHandlePrefix: String?
+        /// The largest packet payload accepted. Default: the protocol's maximum, 4 GiB − 1.
+        public var maxPacketSize: UInt32 = .max
+        /// How long a graceful stop waits for running jobs to finish. Default: 30 seconds.
+        public var shutdownTimeout: TimeAmount = .seconds(30)
+
+        public init() {}
+
+        /// The longest `jobHandlePrefix` accepted (handles must fit in 63 bytes).
+        public static var maxJobHandlePrefixLength: Int { JobHandleGenerator.maxPrefixLength }
+    }
+}

@@ -1,0 +1,159 @@
+public import GearmanQueue
+public import Logging
+public import NIOCore
+import GearmanProtocol
+import NIOConcurrencyHelpers
+public import NIOPosix
+public import ServiceLifecycle
+
+/// A Gearman job server, runnable in any Swift program as a swift-service-lifecycle `Service`.
+///
+/// `run()` binds the listeners, serves until graceful shutdown (or cancellation), then stops
+/// accepting, lets running jobs finish within `shutdownTimeout`, and closes every connection.
+///
+/// ```swift
+/// let server = JobServer(configuration: .init(), logger: logger)
+/// let group = ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm], logger: logger)
+/// try await group.run()
+/// ```
+public final class JobServer: Service, Sendable {
+    public static let version = "0.1.0"
+
+    public let configuration: Configuration
+    private let logger: Logger
+    private let core: JobServerCore
+    private let listening: EventLoopPromise<[SocketAddress]>
+    private let nextConnectionID = NIOLockedValueBox<UInt64>(0)
+    private let serverChannels = NIOLockedValueBox<[any Channel]>([])
+
+    /// Creates a server; nothing is bound until `run()`.
+    /// - Parameters:
+    ///   - configuration: listeners, limits and semantics.
+    ///   - queueStore: where background jobs are kept. Default: in memory only.
+    ///   - eventLoopGroup: the loops to run on; the job state lives on one loop of it.
+    ///   - logger: where the server logs.
+    public init(
+        configuration: Configuration, queueStore: any QueueStore = InMemoryQueueStore(),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
+    ) {
+        self.configuration = configuration
+        self.logger = logger
+        let eventLoop = eventLoopGroup.next()
+        var machineConfiguration = JobServerStateMachine<SystemJobServerClock>.Configuration()
+        machineConfiguration.jobRetries = configuration.jobRetries
+        machineConfiguration.workerWakeup = configuration.workerWakeup
+        machineConfiguration.exceptions = configuration.exceptions
+        machineConfiguration.jobHandlePrefix = configuration.jobHandlePrefix ?? Self.defaultJobHandlePrefix()
+        machineConfiguration.processID = getpid()
+        machineConfiguration.version = Self.version
+        machineConfiguration.verboseLevel = logger.logLevel.gearmanName
+        self.core = JobServerCore(
+            eventLoop: eventLoop, configuration: machineConfiguration, shutdownTimeout: configuration.shutdownTimeout,
+            store: queueStore, logger: logger)
+        self.listening = eventLoop.makePromise()
+    }
+
+    /// The addresses the server listens on, once `run()` has bound them (useful with port 0).
+    public func listeningAddresses() async throws -> [SocketAddress] {
+        try await listening.futureResult.get()
+    }
+
+    public func run() async throws {
+        let core = self.core
+        core.onShutdownRequest = { [weak self] graceful in
+            guard let self else { return }
+            self.closeListeners()
+            if graceful { core.beginGracefulShutdown() } else { core.stopNow() }
+        }
+        do {
+            try await bindListeners()
+        } catch {
+            listening.fail(error)
+            closeListeners()
+            core.eventLoop.execute { core.stopNow() }
+            throw error
+        }
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await core.stopped.futureResult.get()
+            } onGracefulShutdown: {
+                self.logger.info("graceful shutdown: no longer accepting connections")
+                self.closeListeners()
+                core.eventLoop.execute { core.beginGracefulShutdown() }
+            }
+        } onCancel: {
+            self.closeListeners()
+            core.eventLoop.execute { core.stopNow() }
+        }
+        logger.info("stopped")
+    }
+
+    private func bindListeners() async throws {
+        var addresses: [SocketAddress] = []
+        let decoderLimits = GearmanFrameDecoder.Limits(maxPacketSize: configuration.maxPacketSize)
+        for listener in configuration.listeners {
+            let bootstrap = ServerBootstrap(group: core.eventLoop)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.socketOption(.so_keepalive), value: 1)
+                .childChannelInitializer { [core, nextConnectionID] channel in
+                    let id = nextConnectionID.withLockedValue { value -> ConnectionID in
+                        value += 1
+                        return ConnectionID(value)
+                    }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandlers(
+                            ByteToMessageHandler(GearmanFrameDecoder(limits: decoderLimits)),
+                            ServerConnectionHandler(core: core, id: id))
+                    }
+                }
+            let channel = try await bootstrap.bind(host: listener.host, port: listener.port).get()
+            serverChannels.withLockedValue { $0.append(channel) }
+            if let address = channel.localAddress { addresses.append(address) }
+            logger.info("listening", metadata: ["gearman.listener": "\(listener)", "address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+        }
+        listening.succeed(addresses)
+    }
+
+    private func closeListeners() {
+        let channels = serverChannels.withLockedValue { channels in
+            defer { channels.removeAll() }
+            return channels
+        }
+        for channel in channels {
+            channel.close(promise: nil)
+        }
+    }
+
+    /// `H:` plus the host name, shortened so handles stay within 63 bytes.
+    static func defaultJobHandlePrefix() -> String {
+        var name = [CChar](repeating: 0, count: 256)
+        let host =
+            gethostname(&name, name.count) == 0
+            ? String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "gearlock"
+        return "H:" + String(host.prefix(Configuration.maxJobHandlePrefixLength - 2))
+    }
+}
+
+extension Logger.Level {
+    /// The level as gearmand's `verbose` command names it.
+    var gearmanName: String {
+        switch self {
+        case .trace, .debug: "DEBUG"
+        case .info: "INFO"
+        case .notice: "NOTICE"
+        case .warning: "WARNING"
+        case .error: "ERROR"
+        case .critical: "CRITICAL"
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,197 @@
+import GearmanProtocol
+import OrderedCollections
+import GearmanQueue
+import Logging
+import NIOCore
+
+/// Owns the state machine and performs its actions. Confined to one event loop: every method runs
+/// on `eventLoop`, and connection handlers on other loops hop onto it.
+final class JobServerCore: @unchecked Sendable {
+    let eventLoop: any EventLoop
+    private var machine: JobServerStateMachine<SystemJobServerClock>
+    private var outputs: [ConnectionID: ConnectionOutput] = [:]
+    private var dirty: [ConnectionID] = []
+    private var actionBuffer: [JobServerAction] = []
+    private var timer: (deadline: UInt64, task: Scheduled<Void>)?
+    private let store: any QueueStore
+    private let logger: Logger
+    private let shutdownTimeout: TimeAmount
+    private var shutdownState = ShutdownState.running
+    /// Called on the event loop when the admin protocol asks the server to stop.
+    var onShutdownRequest: ((_ graceful: Bool) -> Void)?
+    /// Succeeded once the server has stopped and every connection is closed.
+    let stopped: EventLoopPromise<Void>
+
+    private enum ShutdownState {
+        case running
+        case draining(deadline: Scheduled<Void>)
+        case stopped
+    }
+
+    init(
+        eventLoop: any EventLoop, configuration: JobServerStateMachine<SystemJobServerClock>.Configuration,
+        shutdownTimeout: TimeAmount, store: any QueueStore, logger: Logger
+    ) {
+        self.eventLoop = eventLoop
+        self.machine = JobServerStateMachine(configuration: configuration, clock: SystemJobServerClock())
+        self.store = store
+        self.logger = logger
+        self.shutdownTimeout = shutdownTimeout
+        self.stopped = eventLoop.makePromise()
+    }
+
+    // MARK: Events from connections
+
+    func connectionOpened(_ id: ConnectionID, channel: any Channel) {
+        eventLoop.preconditionInEventLoop()
+        guard case .running = shutdownState else {
+            channel.close(promise: nil)
+            return
+        }
+        outputs[id] = ConnectionOutput(channel: channel)
+        machine.connectionOpened(id, peerAddress: channel.remoteAddress?.ipAddress ?? "-")
+        logger.debug("connection opened", metadata: ["gearman.connection": "\(id)"])
+    }
+
+    func process(_ frames: [GearmanFrame], from id: ConnectionID) {
+        eventLoop.preconditionInEventLoop()
+        guard outputs[id] != nil else { return }
+        for frame in frames {
+            switch frame {
+            case .packet(let packet, let magic):
+                machine.packetReceived(packet, magic: magic, from: id)
+            case .text(let line):
+                machine.textReceived(line, from: id)
+            }
+        }
+        performActions()
+    }
+
+    func connectionClosed(_ id: ConnectionID) {
+        eventLoop.preconditionInEventLoop()
+        guard outputs.removeValue(forKey: id) != nil else { return }
+        machine.connectionClosed(id)
+        logger.debug("connection closed", metadata: ["gearman.connection": "\(id)"])
+        performActions()
+    }
+
+    /// A connection sent bytes that cannot be decoded: tell it why and close it.
+    func protocolError(_ error: GearmanProtocolError, from id: ConnectionID) {
+        eventLoop.preconditionInEventLoop()
+        logger.info(
+            "closing connection after a protocol error",
+            metadata: ["gearman.connection": "\(id)", "error": "\(error.message)"])
+        guard var output = outputs[id] else { return }
+        if error.code == .textLineTooLong {
+            output.append(text: AdminReply.error("INVALID_PACKET", error.message))
+        } else {
+            output.append(.error(code: ErrorCode.invalidPacket, text: error.message))
+        }
+        output.flush()
+        outputs[id] = output
+        output.channel.close(promise: nil)
+    }
+
+    // MARK: Actions
+
+    private func performActions() {
+        machine.drainActions(into: &actionBuffer)
+        var batch = QueueBatch()
+        for action in actionBuffer {
+            switch action {
+            case .send(let packet, let id):
+                guard outputs[id] != nil else { continue }
+                outputs[id]!.append(packet)
+                dirty.append(id)
+            case .sendText(let text, let id):
+                guard outputs[id] != nil else { continue }
+                outputs[id]!.append(text: text)
+                dirty.append(id)
+            case .persist(let job):
+                batch.added.append(job)
+            case .unpersist(let handle):
+                batch.removedHandles.append(handle)
+            case .close(let id):
+                outputs[id]?.flush()
+                outputs[id]?.channel.close(promise: nil)
+            case .shutdown(let graceful):
+                onShutdownRequest?(graceful)
+            case .log(let level, let message, let metadata):
+                logger.log(level: level, message, metadata: metadata)
+            }
+        }
+        actionBuffer.removeAll(keepingCapacity: true)
+        if !batch.isEmpty {
+            let logger = self.logger
+            store.commit(batch) { result in
+                if case .failure(let error) = result {
+                    logger.error("queue store commit failed", metadata: ["error": "\(error.message)"])
+                }
+            }
+        }
+        for id in dirty {
+            outputs[id]?.flush()
+        }
+        dirty.removeAll(keepingCapacity: true)
+        rearmTimer()
+        checkDrained()
+    }
+
+    private func rearmTimer() {
+        guard let deadline = machine.nextTimerDeadline else {
+            timer?.task.cancel()
+            timer = nil
+            return
+        }
+        if let timer, timer.deadline == deadline { return }
+        timer?.task.cancel()
+        let now = machine.clock.monotonicNanoseconds
+        let delay = deadline > now ? Int64(deadline - now) : 0
+        let task = eventLoop.scheduleTask(in: .nanoseconds(delay)) { [self] in
+            self.timer = nil
+            self.machine.timerFired()
+            self.performActions()
+        }
+        timer = (deadline, task)
+    }
+
+    // MARK: Shutdown
+
+    /// Stops handing out jobs and waits (up to the shutdown timeout) for running jobs to finish,
+    /// then closes every connection.
+    func beginGracefulShutdown() {
+        eventLoop.preconditionInEventLoop()
+        guard case .running = shutdownState else { return }
+        machine.isDraining = true
+        let deadline = eventLoop.scheduleTask(in: shutdownTimeout) { [self] in
+            logger.warning("shutdown timeout reached with jobs still running")
+            self.stopNow()
+        }
+        shutdownState = .draining(deadline: deadline)
+        logger.info("draining: waiting for running jobs", metadata: ["gearman.running_jobs": "\(runningJobs)"])
+        checkDrained()
+    }
+
+    private var runningJobs: Int { machine.functions.values.reduce(0) { $0 + $1.runningCount } }
+
+    private func checkDrained() {
+        guard case .draining = shutdownState, runningJobs == 0 else { return }
+        stopNow()
+    }
+
+    /// Closes every connection at once and completes `stopped`.
+    func stopNow() {
+        eventLoop.preconditionInEventLoop()
+        if case .stopped = shutdownState { return }
+        if case .draining(let deadline) = shutdownState { deadline.cancel() }
+        shutdownState = .stopped
+        timer?.task.cancel()
+        timer = nil
+        let closes = outputs.values.map { output -> EventLoopFuture<Void> in
+            output.channel.close().recover { _ in }
+        }
+        EventLoopFuture.andAllComplete(closes, on: eventLoop).whenComplete { [stopped] _ in
+            stopped.succeed()
+        }
+    }
+}

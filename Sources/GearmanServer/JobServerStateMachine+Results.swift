@@ -1,0 +1,55 @@
+import GearmanProtocol
+import OrderedCollections
+import NIOCore
+
+extension JobServerStateMachine {
+    /// The job a WORK_* packet names, if the sending connection is the worker it is assigned to.
+    /// Anyone else (including a worker whose assignment timed out) gets JOB_NOT_FOUND.
+    private mutating func assignedJob(_ handle: ByteBuffer, packet: PacketType, from id: ConnectionID) -> Job? {
+        if let job = job(withHandle: handle), case .running(let worker, _) = job.state, worker == id {
+            return job
+        }
+        let text: String
+        switch packet {
+        case .workException: text = "An exception was received for a job that does not exist"
+        case .workFail: text = "Job given in work result not found"
+        default: text = "Job given in work result not found"
+        }
+        send(.error(code: ErrorCode.jobNotFound, text: text), to: id)
+        return nil
+    }
+
+    mutating func workStatus(handle: ByteBuffer, numerator: ByteBuffer, denominator: ByteBuffer, from id: ConnectionID) {
+        guard let job = assignedJob(handle, packet: .workStatus, from: id) else { return }
+        jobs[job.id]!.numerator = ByteBuffer(buffer: numerator)
+        jobs[job.id]!.denominator = ByteBuffer(buffer: denominator)
+        for listener in job.listeners {
+            send(.workStatus(handle: job.handle, numerator: numerator, denominator: denominator), to: listener)
+        }
+    }
+
+    /// WORK_DATA and WORK_WARNING go to every attached client; nothing is stored.
+    mutating func forwardToListeners(_ packet: GearmanPacket, handle: ByteBuffer, from id: ConnectionID) {
+        guard let job = assignedJob(handle, packet: packet.type, from: id) else { return }
+        for listener in job.listeners {
+            send(packet, to: listener)
+        }
+    }
+
+    /// WORK_COMPLETE, WORK_FAIL and WORK_EXCEPTION end the job: forwarded to every attached client
+    /// (an exception only to clients that asked for exceptions, WORK_FAIL to the others), and the
+    /// job is removed. Failures are final: no retry.
+    mutating func finishWork(_ packet: GearmanPacket, handle: ByteBuffer, from id: ConnectionID) {
+        guard let job = assignedJob(handle, packet: packet.type, from: id) else { return }
+        for listener in job.listeners {
+            if case .workException = packet,
+                !(configuration.exceptions || connections[listener]?.exceptions == true)
+            {
+                send(.workFail(handle: job.handle), to: listener)
+            } else {
+                send(packet, to: listener)
+            }
+        }
+        removeJob(job.id)
+    }
+}

@@ -1,0 +1,110 @@
+import GearmanProtocol
+import OrderedCollections
+import NIOCore
+
+extension JobServerStateMachine {
+    /// Every SUBMIT_* variant: coalesce on (function, unique), check maxqueue, create, persist,
+    /// answer JOB_CREATED, then make the job runnable.
+    mutating func submit(_ submission: Submission, from id: ConnectionID) {
+        guard submission.unique.readableBytes <= Self.maxUniqueLength else {
+            send(.error(code: ErrorCode.argumentTooLarge, text: "Unique value too large"), to: id)
+            return
+        }
+        if let reducer = submission.reducer, reducer.readableBytes > Self.maxReducerLength {
+            send(.error(code: ErrorCode.argumentTooLarge, text: "Reducer name too large"), to: id)
+            return
+        }
+        let function = ensureFunction(submission.function)
+        let key = Self.coalescingKey(function: function, unique: submission.unique, payload: submission.payload)
+
+        if let key, let existing = jobsByKey[key] {
+            attach(id, to: existing, background: submission.background)
+            return
+        }
+
+        let state = functions[function]!
+        let limit = state.maxQueue[submission.priority]
+        if limit > 0 && state.totalCount >= limit {
+            send(.error(code: ErrorCode.queueError, text: "Job queue is full"), to: id)
+            return
+        }
+
+        let jobID = createJob(submission, function: function, key: key)
+        let job = jobs[jobID]!
+        if submission.background {
+            actions.append(.persist(storedJob(job)))
+        } else {
+            jobs[jobID]!.listeners.append(id)
+            connections[id]!.listeningJobs.insert(jobID)
+        }
+        send(.jobCreated(handle: job.handle), to: id)
+        schedule(jobID)
+    }
+
+    /// A submission that matches a live job joins it: a foreground submitter starts listening, a
+    /// background one makes the job durable if it wasn't. Either way it gets the existing handle.
+    private mutating func attach(_ id: ConnectionID, to jobID: JobID, background: Bool) {
+        var job = jobs[jobID]!
+        if background {
+            if !job.isBackground {
+                job.isBackground = true
+                jobs[jobID] = job
+                actions.append(.persist(storedJob(job)))
+            }
+        } else if !job.listeners.contains(id) {
+            job.listeners.insert(id, at: 0)
+            jobs[jobID] = job
+            connections[id]!.listeningJobs.insert(jobID)
+        }
+        send(.jobCreated(handle: job.handle), to: id)
+    }
+
+    /// The key a submission coalesces on, or nil when it must not coalesce: an empty unique never
+    /// coalesces; `-` coalesces on identical non-empty payloads.
+    static func coalescingKey(function: ByteBuffer, unique: ByteBuffer, payload: ByteBuffer) -> CoalescingKey? {
+        if unique.readableBytes == 0 { return nil }
+        if unique.readableBytes == 1 && unique.getInteger(at: unique.readerIndex, as: UInt8.self) == UInt8(ascii: "-") {
+            if payload.readableBytes == 0 { return nil }
+            return CoalescingKey(function: function, unique: payload, byPayload: true)
+        }
+        return CoalescingKey(function: function, unique: unique, byPayload: false)
+    }
+
+    // MARK: Status
+
+    mutating func getStatus(handle: ByteBuffer, from id: ConnectionID) {
+        guard let job = job(withHandle: handle) else {
+            send(
+                .statusResponse(handle: handle, known: false, running: false, numerator: Self.zero, denominator: Self.zero),
+                to: id)
+            return
+        }
+        send(
+            .statusResponse(
+                handle: handle, known: true, running: job.isRunning, numerator: job.numerator,
+                denominator: job.denominator), to: id)
+    }
+
+    /// GET_STATUS_UNIQUE looks the unique up across all functions and answers for the first match.
+    mutating func getStatusUnique(unique: ByteBuffer, from id: ConnectionID) {
+        var found: Job?
+        for function in functions.keys {
+            guard let key = Self.coalescingKey(function: function, unique: unique, payload: ByteBuffer()),
+                let jobID = jobsByKey[key]
+            else { continue }
+            found = jobs[jobID]
+            break
+        }
+        guard let job = found else {
+            send(
+                .statusResponseUnique(
+                    unique: unique, known: false, running: false, numerator: Self.zero, denominator: Self.zero,
+                    clients: Self.zero), to: id)
+            return
+        }
+        send(
+            .statusResponseUnique(
+                unique: unique, known: true, running: job.isRunning, numerator: job.numerator,
+                denominator: job.denominator, clients: ByteBuffer(string: String(job.listeners.count))), to: id)
+    }
+}

@@ -1,0 +1,415 @@
+import DequeModule
+import GearmanProtocol
+import GearmanQueue
+import HeapModule
+import Logging
+import NIOCore
+import OrderedCollections
+
+/// The job server's logic: functions, priority queues, sleeping workers, coalescing, retries and
+/// timers. It performs no I/O: each event appends actions to `actions`, which the caller drains and
+/// performs in order. Time comes from the injected clock.
+struct JobServerStateMachine<Clock: JobServerClock> {
+    struct Configuration: Sendable {
+        /// Requeues of an assigned job before it fails (0 = unlimited, as gearmand 1.1.20).
+        var jobRetries = 0
+        /// NOOPs sent per queued job (0 = every sleeping worker).
+        var workerWakeup = 0
+        /// Forward WORK_EXCEPTION to every client, not only those that asked with OPTION_REQ.
+        var exceptions = false
+        var jobHandlePrefix = "H:gearlock"
+        var processID: Int32 = 0
+        var version = "0.1.0"
+        var verboseLevel = "ERROR"
+    }
+
+    let configuration: Configuration
+    let clock: Clock
+    var actions: [JobServerAction] = []
+
+    var connections: [ConnectionID: ConnectionState] = [:]
+    var functions: OrderedDictionary<ByteBuffer, FunctionState> = [:]
+    var jobs: [JobID: Job] = [:]
+    var jobsByHandle: [ByteBuffer: JobID] = [:]
+    var jobsByKey: [CoalescingKey: JobID] = [:]
+    var handles: JobHandleGenerator
+    var nextJobID: UInt64 = 0
+    var nextAssignment: UInt64 = 0
+    /// CAN_DO_TIMEOUT deadlines of running jobs (monotonic nanoseconds); stale entries are skipped.
+    var timeouts = Heap<TimeoutEntry>()
+    /// Epoch jobs waiting for their time (seconds since the epoch); stale entries are skipped.
+    var scheduled = Heap<ScheduledEntry>()
+    /// Set once a graceful shutdown began: no new assignments, so running jobs can drain.
+    var isDraining = false
+
+    init(configuration: Configuration, clock: Clock) {
+        self.configuration = configuration
+        self.clock = clock
+        self.handles = JobHandleGenerator(prefix: configuration.jobHandlePrefix)
+    }
+
+    /// Takes the actions accumulated since the last call.
+    mutating func takeActions() -> [JobServerAction] {
+        defer { actions.removeAll(keepingCapacity: true) }
+        return actions
+    }
+
+    /// Swaps the accumulated actions into `buffer` (which must be empty), avoiding an allocation.
+    mutating func drainActions(into buffer: inout [JobServerAction]) {
+        precondition(buffer.isEmpty)
+        swap(&buffer, &actions)
+    }
+
+    var runningJobCount: Int { jobs.values.reduce(0) { $0 + ($1.isRunning ? 1 : 0) } }
+
+    // MARK: Connections
+
+    mutating func connectionOpened(_ id: ConnectionID, peerAddress: String) {
+        precondition(connections[id] == nil, "connection \(id) opened twice")
+        connections[id] = ConnectionState(id: id, peerAddress: peerAddress)
+    }
+
+    mutating func connectionClosed(_ id: ConnectionID) {
+        guard let connection = connections[id] else { return }
+        // A lost worker's jobs go back to the queue; a retry is counted for each.
+        for jobID in connection.assignedJobs.sorted() {
+            requeue(jobID, countRetry: true)
+        }
+        for ability in connection.abilities {
+            functions[ability.function]?.workers.remove(id)
+            functions[ability.function]?.sleepers.remove(id)
+        }
+        for jobID in connection.listeningJobs.sorted() {
+            detachListener(id, from: jobID)
+        }
+        connections[id] = nil
+    }
+
+    // MARK: Packets
+
+    mutating func packetReceived(_ packet: GearmanPacket, magic: PacketMagic, from id: ConnectionID) {
+        guard connections[id] != nil else { preconditionFailure("packet from unknown connection \(id)") }
+        guard magic == .request else {
+            send(.error(code: ErrorCode.invalidMagic, text: "Request magic expected"), to: id)
+            return
+        }
+        switch packet {
+        case .canDo(let function):
+            canDo(function, timeoutMilliseconds: nil, from: id)
+        case .canDoTimeout(let function, let timeout):
+            canDo(function, timeoutMilliseconds: Self.parseTimeout(timeout), from: id)
+        case .cantDo(let function):
+            cantDo(function, from: id)
+        case .resetAbilities:
+            resetAbilities(of: id)
+        case .preSleep:
+            preSleep(id)
+        case .grabJob:
+            grab(id, variant: .plain)
+        case .grabJobUnique:
+            grab(id, variant: .unique)
+        case .grabJobAll:
+            grab(id, variant: .all)
+        case .submitJob(let function, let unique, let payload, let priority, let background):
+            submit(
+                Submission(
+                    function: function, unique: unique, payload: payload, priority: priority,
+                    background: background, epoch: nil, reducer: nil), from: id)
+        case .submitJobEpoch(let function, let unique, let epochText, let payload):
+            guard let epoch = Int64(String(buffer: epochText)) else {
+                send(.error(code: ErrorCode.invalidArgument, text: "Epoch time is not a decimal number"), to: id)
+                return
+            }
+            submit(
+                Submission(
+                    function: function, unique: unique, payload: payload, priority: .normal, background: true,
+                    epoch: epoch, reducer: nil), from: id)
+        case .submitReduceJob(let function, let unique, let reducer, _, let payload, let background):
+            submit(
+                Submission(
+                    function: function, unique: unique, payload: payload, priority: .normal,
+                    background: background, epoch: nil, reducer: reducer), from: id)
+        case .workStatus(let handle, let numerator, let denominator):
+            workStatus(handle: handle, numerator: numerator, denominator: denominator, from: id)
+        case .workData(let handle, let payload):
+            forwardToListeners(.workData(handle: handle, payload: payload), handle: handle, from: id)
+        case .workWarning(let handle, let payload):
+            forwardToListeners(.workWarning(handle: handle, payload: payload), handle: handle, from: id)
+        case .workComplete(let handle, let payload):
+            finishWork(.workComplete(handle: handle, payload: payload), handle: handle, from: id)
+        case .workFail(let handle):
+            finishWork(.workFail(handle: handle), handle: handle, from: id)
+        case .workException(let handle, let payload):
+            finishWork(.workException(handle: handle, payload: payload), handle: handle, from: id)
+        case .getStatus(let handle):
+            getStatus(handle: handle, from: id)
+        case .getStatusUnique(let unique):
+            getStatusUnique(unique: unique, from: id)
+        case .echoRequest(let payload):
+            send(.echoResponse(payload: payload), to: id)
+        case .setClientID(let clientID):
+            connections[id]!.clientID = clientID.getSlice(
+                at: clientID.readerIndex, length: min(clientID.readableBytes, Self.maxClientIDLength))
+                .map { ByteBuffer(buffer: $0) }
+        case .optionRequest(let name):
+            optionRequest(name, from: id)
+        case .submitJobSched, .allYours, .unused, .noop, .jobCreated, .noJob, .jobAssign, .jobAssignUnique,
+            .jobAssignAll, .echoResponse, .error, .statusResponse, .statusResponseUnique, .optionResponse:
+            send(.error(code: ErrorCode.invalidCommand, text: "Command not expected"), to: id)
+        }
+    }
+
+    static var maxClientIDLength: Int { 127 }
+    static var maxUniqueLength: Int { 64 }
+    static var maxReducerLength: Int { 512 }
+
+    private mutating func optionRequest(_ name: ByteBuffer, from id: ConnectionID) {
+        switch String(buffer: name).lowercased() {
+        case "exceptions":
+            connections[id]!.exceptions = true
+            send(.optionResponse(name: name), to: id)
+        default:
+            send(.error(code: ErrorCode.unknownOption, text: "Server does not recognize given option"), to: id)
+        }
+    }
+
+    /// CAN_DO_TIMEOUT's milliseconds: 1–999 are raised to a second, 0, negative or unreadable mean none.
+    static func parseTimeout(_ text: ByteBuffer) -> Int64? {
+        guard let value = Int64(String(buffer: text)), value > 0 else { return nil }
+        return max(value, 1000)
+    }
+
+    // MARK: Timers
+
+    /// The monotonic time at which `timerFired` has work to do, if any.
+    var nextTimerDeadline: UInt64? {
+        let timeout = timeouts.min?.deadline
+        var epochDeadline: UInt64?
+        if let next = scheduled.min {
+            let now = clock.monotonicNanoseconds
+            let delay = next.epoch - clock.wallClockSeconds
+            epochDeadline = delay <= 0 ? now : now + UInt64(delay) * 1_000_000_000
+        }
+        switch (timeout, epochDeadline) {
+        case (nil, nil): return nil
+        case (let value?, nil), (nil, let value?): return value
+        case (let a?, let b?): return min(a, b)
+        }
+    }
+
+    /// Runs what is due: expired CAN_DO_TIMEOUT jobs are requeued, due epoch jobs become runnable.
+    mutating func timerFired() {
+        let now = clock.monotonicNanoseconds
+        while let entry = timeouts.min, entry.deadline <= now {
+            timeouts.removeMin()
+            guard let job = jobs[entry.job], case .running(_, let assignment) = job.state,
+                assignment == entry.assignment
+            else { continue }
+            emitLog(.info, "job timed out; requeued", job: job)
+            requeue(entry.job, countRetry: true)
+        }
+        let wallNow = clock.wallClockSeconds
+        while let entry = scheduled.min, entry.epoch <= wallNow {
+            scheduled.removeMin()
+            guard let job = jobs[entry.job], case .scheduled = job.state else { continue }
+            functions[job.function]!.scheduledCount -= 1
+            enqueue(entry.job)
+        }
+    }
+
+    // MARK: Shared helpers
+
+    mutating func send(_ packet: GearmanPacket, to id: ConnectionID) {
+        actions.append(.send(packet, to: id))
+    }
+
+    mutating func sendText(_ text: String, to id: ConnectionID) {
+        actions.append(.sendText(text, to: id))
+    }
+
+    mutating func emitLog(_ level: Logger.Level, _ message: Logger.Message, job: Job) {
+        actions.append(
+            .log(
+                level, message,
+                [
+                    "gearman.job_handle": "\(String(buffer: job.handle))",
+                    "gearman.function": "\(String(buffer: job.function))",
+                    "gearman.retries": "\(job.retries)",
+                ]))
+    }
+
+    /// The function's state, created on first mention. The name is copied into its own storage so
+    /// the key does not keep a large read buffer alive.
+    mutating func ensureFunction(_ name: ByteBuffer) -> ByteBuffer {
+        if let index = functions.index(forKey: name) {
+            return functions.keys[index]
+        }
+        let key = ByteBuffer(buffer: name)
+        functions[key] = FunctionState(name: key)
+        return key
+    }
+
+    // MARK: Job lifecycle
+
+    /// Puts a job at the tail of its priority queue and wakes sleeping workers.
+    mutating func enqueue(_ jobID: JobID) {
+        let job = jobs[jobID]!
+        jobs[jobID]!.state = .queued
+        let priority = job.priority.rawValue
+        functions[job.function]!.queues[priority].append(jobID)
+        functions[job.function]!.queuedCounts[priority] += 1
+        wakeWorkers(for: job.function)
+    }
+
+    /// Creates a job in the tables, queued or scheduled.
+    mutating func createJob(_ submission: Submission, function: ByteBuffer, key: CoalescingKey?) -> JobID {
+        nextJobID += 1
+        let id = JobID(rawValue: nextJobID)
+        let handle = handles.next()
+        let job = Job(
+            id: id, handle: handle, function: function, unique: Self.compact(submission.unique), coalescingKey: key,
+            payload: Self.compact(submission.payload), priority: submission.priority,
+            reducer: submission.reducer.map(Self.compact), epoch: submission.epoch,
+            isBackground: submission.background, state: .queued, retries: 0, listeners: [],
+            numerator: Self.zero, denominator: Self.zero)
+        jobs[id] = job
+        jobsByHandle[handle] = id
+        if let key { jobsByKey[key] = id }
+        return id
+    }
+
+    /// Makes a job runnable now or when its epoch time comes.
+    mutating func schedule(_ jobID: JobID) {
+        let job = jobs[jobID]!
+        if let epoch = job.epoch, epoch > clock.wallClockSeconds {
+            jobs[jobID]!.state = .scheduled(epoch: epoch)
+            functions[job.function]!.scheduledCount += 1
+            scheduled.insert(ScheduledEntry(epoch: epoch, job: jobID))
+        } else {
+            enqueue(jobID)
+        }
+    }
+
+    /// Removes a job from every table. Its queue entry, if any, goes stale and is skipped later.
+    mutating func removeJob(_ jobID: JobID) {
+        guard let job = jobs.removeValue(forKey: jobID) else { return }
+        jobsByHandle[job.handle] = nil
+        if let key = job.coalescingKey, jobsByKey[key] == jobID { jobsByKey[key] = nil }
+        switch job.state {
+        case .queued: functions[job.function]!.queuedCounts[job.priority.rawValue] -= 1
+        case .scheduled: functions[job.function]!.scheduledCount -= 1
+        case .running(let worker, _):
+            functions[job.function]!.runningCount -= 1
+            connections[worker]?.assignedJobs.remove(jobID)
+        }
+        for listener in job.listeners {
+            connections[listener]?.listeningJobs.remove(jobID)
+        }
+        if job.isBackground {
+            actions.append(.unpersist(handle: job.handle))
+        }
+    }
+
+    /// Takes a running job back from its worker: to the tail of its queue, or failed when the retry
+    /// cap is reached, or dropped when nobody wants its result any more.
+    mutating func requeue(_ jobID: JobID, countRetry: Bool) {
+        guard var job = jobs[jobID], case .running(let worker, _) = job.state else { return }
+        connections[worker]?.assignedJobs.remove(jobID)
+        functions[job.function]!.runningCount -= 1
+        if countRetry { job.retries += 1 }
+        job.numerator = Self.zero
+        job.denominator = Self.zero
+        job.state = .queued
+        // Counted as queued for a moment so that `removeJob` below balances the counts.
+        functions[job.function]!.queuedCounts[job.priority.rawValue] += 1
+        jobs[jobID] = job
+        if configuration.jobRetries > 0 && job.retries >= configuration.jobRetries {
+            emitLog(.notice, "job reached the retry limit; failed", job: job)
+            for listener in job.listeners {
+                send(.workFail(handle: job.handle), to: listener)
+            }
+            removeJob(jobID)
+            return
+        }
+        if job.listeners.isEmpty && !job.isBackground {
+            removeJob(jobID)
+            return
+        }
+        if job.isBackground && countRetry {
+            actions.append(.persist(storedJob(job)))
+        }
+        functions[job.function]!.queuedCounts[job.priority.rawValue] -= 1
+        enqueue(jobID)
+    }
+
+    /// A foreground client stops waiting on a job. A foreground job nobody waits for any more is
+    /// dropped if it has not started; a running one finishes and its result goes nowhere.
+    mutating func detachListener(_ client: ConnectionID, from jobID: JobID) {
+        guard var job = jobs[jobID] else { return }
+        job.listeners.removeAll { $0 == client }
+        jobs[jobID] = job
+        connections[client]?.listeningJobs.remove(jobID)
+        if job.listeners.isEmpty && !job.isBackground && !job.isRunning {
+            removeJob(jobID)
+        }
+    }
+
+    func storedJob(_ job: Job) -> StoredJob {
+        StoredJob(
+            handle: job.handle, function: job.function, unique: job.unique, payload: job.payload,
+            priority: job.priority, epoch: job.epoch, reducer: job.reducer, retries: job.retries)
+    }
+
+    static var zero: ByteBuffer { ByteBuffer(integer: UInt8(ascii: "0")) }
+
+    /// A copy of `buffer` in its own storage when it is a small slice of a much larger buffer
+    /// (a read buffer), so a queued job doesn't keep the whole read buffer alive.
+    static func compact(_ buffer: ByteBuffer) -> ByteBuffer {
+        if buffer.storageCapacity > 2 * buffer.readableBytes + 1024 {
+            return ByteBuffer(buffer: buffer)
+        }
+        return buffer
+    }
+
+    func job(withHandle handle: ByteBuffer) -> Job? {
+        jobsByHandle[handle].flatMap { jobs[$0] }
+    }
+}
+
+struct TimeoutEntry: Comparable {
+    var deadline: UInt64
+    var job: JobID
+    var assignment: UInt64
+    static func < (lhs: TimeoutEntry, rhs: TimeoutEntry) -> Bool {
+        (lhs.deadline, lhs.assignment) < (rhs.deadline, rhs.assignment)
+    }
+}
+
+struct ScheduledEntry: Comparable {
+    var epoch: Int64
+    var job: JobID
+    static func < (lhs: ScheduledEntry, rhs: ScheduledEntry) -> Bool { (lhs.epoch, lhs.job) < (rhs.epoch, rhs.job) }
+}
+
+/// A submission of any SUBMIT_* variant, normalised.
+struct Submission {
+    var function: ByteBuffer
+    var unique: ByteBuffer
+    var payload: ByteBuffer
+    var priority: JobPriority
+    var background: Bool
+    var epoch: Int64?
+    var reducer: ByteBuffer?
+}
+
+/// gearmand's ERROR code strings (libgearman's return-code names without `GEARMAN_`).
+enum ErrorCode {
+    static let invalidMagic = "INVALID_MAGIC"
+    static let invalidCommand = "INVALID_COMMAND"
+    static let argumentTooLarge = "ARGUMENT_TOO_LARGE"
+    static let queueError = "QUEUE_ERROR"
+    static let unknownOption = "UNKNOWN_OPTION"
+    static let jobNotFound = "JOB_NOT_FOUND"
+    static let invalidArgument = "INVALID_ARGUMENT"
+    static let invalidPacket = "INVALID_PACKET"
+}
