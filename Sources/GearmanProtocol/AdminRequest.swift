@@ -65,16 +65,21 @@ public enum AdminRequest: Sendable, Hashable {
                 self = .invalid(.invalidArguments(command: command))
             }
         case "maxqueue":
-            func limit(_ text: String) -> Int { max(0, Int(text) ?? 0) }
-            switch arguments.count {
-            case 1: self = .maxQueue(function: arguments[0], limits: MaxQueueLimits(all: 0))
-            case 2: self = .maxQueue(function: arguments[0], limits: MaxQueueLimits(all: limit(arguments[1])))
-            case 4:
+            // As gearmand: one number sets all three priorities, two set HIGH and NORMAL (LOW stays
+            // unlimited), numbers past the third are ignored; a number is read like atoi, and a
+            // negative one means unlimited.
+            guard let function = arguments.first else {
+                self = .invalid(.invalidArguments(command: command))
+                return
+            }
+            let numbers = arguments.dropFirst().prefix(3).map(Self.leadingInteger).map { max(0, $0) }
+            switch numbers.count {
+            case 0: self = .maxQueue(function: function, limits: .unlimited)
+            case 1: self = .maxQueue(function: function, limits: MaxQueueLimits(all: numbers[0]))
+            case 2: self = .maxQueue(function: function, limits: MaxQueueLimits(high: numbers[0], normal: numbers[1], low: 0))
+            default:
                 self = .maxQueue(
-                    function: arguments[0],
-                    limits: MaxQueueLimits(
-                        high: limit(arguments[1]), normal: limit(arguments[2]), low: limit(arguments[3])))
-            default: self = .invalid(.invalidArguments(command: command))
+                    function: function, limits: MaxQueueLimits(high: numbers[0], normal: numbers[1], low: numbers[2]))
             }
         case "getpid": self = .getPID
         case "verbose": self = .verbose
@@ -88,6 +93,28 @@ public enum AdminRequest: Sendable, Hashable {
         default:
             self = .invalid(.unknownCommand(word: command))
         }
+    }
+}
+
+extension AdminRequest {
+    /// The integer at the start of `text`, read as C's `atoi` does: an optional sign, then digits;
+    /// 0 when there are none. Saturates instead of overflowing.
+    static func leadingInteger(_ text: String) -> Int {
+        var value = 0
+        var sign = 1
+        var digits = Substring(text)
+        if let first = digits.first, first == "-" || first == "+" {
+            sign = first == "-" ? -1 : 1
+            digits = digits.dropFirst()
+        }
+        for character in digits {
+            guard let digit = character.wholeNumberValue, character.isASCII else { break }
+            let (times, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = times.addingReportingOverflow(digit)
+            if overflow1 || overflow2 { return sign * Int.max }
+            value = sum
+        }
+        return sign * value
     }
 }
 

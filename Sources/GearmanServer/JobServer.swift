@@ -24,7 +24,6 @@ public final class JobServer: Service, Sendable {
     private let core: JobServerCore
     private let listening: EventLoopPromise<[SocketAddress]>
     private let nextConnectionID = NIOLockedValueBox<UInt64>(0)
-    private let serverChannels = NIOLockedValueBox<[any Channel]>([])
 
     /// Creates a server; nothing is bound until `run()`.
     /// - Parameters:
@@ -60,16 +59,10 @@ public final class JobServer: Service, Sendable {
 
     public func run() async throws {
         let core = self.core
-        core.onShutdownRequest = { [weak self] graceful in
-            guard let self else { return }
-            self.closeListeners()
-            if graceful { core.beginGracefulShutdown() } else { core.stopNow() }
-        }
         do {
             try await bindListeners()
         } catch {
             listening.fail(error)
-            closeListeners()
             core.eventLoop.execute { core.stopNow() }
             throw error
         }
@@ -78,11 +71,9 @@ public final class JobServer: Service, Sendable {
                 try await core.stopped.futureResult.get()
             } onGracefulShutdown: {
                 self.logger.info("graceful shutdown: no longer accepting connections")
-                self.closeListeners()
                 core.eventLoop.execute { core.beginGracefulShutdown() }
             }
         } onCancel: {
-            self.closeListeners()
             core.eventLoop.execute { core.stopNow() }
         }
         logger.info("stopped")
@@ -109,21 +100,11 @@ public final class JobServer: Service, Sendable {
                     }
                 }
             let channel = try await bootstrap.bind(host: listener.host, port: listener.port).get()
-            serverChannels.withLockedValue { $0.append(channel) }
+            core.eventLoop.execute { [core] in core.addListener(channel) }
             if let address = channel.localAddress { addresses.append(address) }
             logger.info("listening", metadata: ["gearman.listener": "\(listener)", "address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
         }
         listening.succeed(addresses)
-    }
-
-    private func closeListeners() {
-        let channels = serverChannels.withLockedValue { channels in
-            defer { channels.removeAll() }
-            return channels
-        }
-        for channel in channels {
-            channel.close(promise: nil)
-        }
     }
 
     /// `H:` plus the host name, shortened so handles stay within 63 bytes.

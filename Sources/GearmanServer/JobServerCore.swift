@@ -17,8 +17,8 @@ final class JobServerCore: @unchecked Sendable {
     private let logger: Logger
     private let shutdownTimeout: TimeAmount
     private var shutdownState = ShutdownState.running
-    /// Called on the event loop when the admin protocol asks the server to stop.
-    var onShutdownRequest: ((_ graceful: Bool) -> Void)?
+    /// The listening channels, closed first when the server stops.
+    private var listeners: [any Channel] = []
     /// Succeeded once the server has stopped and every connection is closed.
     let stopped: EventLoopPromise<Void>
 
@@ -115,7 +115,8 @@ final class JobServerCore: @unchecked Sendable {
                 outputs[id]?.flush()
                 outputs[id]?.channel.close(promise: nil)
             case .shutdown(let graceful):
-                onShutdownRequest?(graceful)
+                logger.notice("shutdown requested on the admin protocol", metadata: ["graceful": "\(graceful)"])
+                if graceful { beginGracefulShutdown() } else { stopNow() }
             case .log(let level, let message, let metadata):
                 logger.log(level: level, message, metadata: metadata)
             }
@@ -143,7 +144,9 @@ final class JobServerCore: @unchecked Sendable {
             timer = nil
             return
         }
-        if let timer, timer.deadline == deadline { return }
+        // A timer that fires early is harmless (nothing is due yet, and it is armed again), so keep
+        // one that is due no later than needed instead of rescheduling on every cycle.
+        if let timer, timer.deadline <= deadline { return }
         timer?.task.cancel()
         let now = machine.clock.monotonicNanoseconds
         let delay = deadline > now ? Int64(deadline - now) : 0
@@ -155,13 +158,31 @@ final class JobServerCore: @unchecked Sendable {
         timer = (deadline, task)
     }
 
-    // MARK: Shutdown
+    // MARK: Listeners and shutdown
+
+    /// Adopts a bound listener; it is closed when the server stops.
+    func addListener(_ channel: any Channel) {
+        eventLoop.preconditionInEventLoop()
+        guard case .running = shutdownState else {
+            channel.close(promise: nil)
+            return
+        }
+        listeners.append(channel)
+    }
+
+    private func closeListeners() {
+        for channel in listeners {
+            channel.close(promise: nil)
+        }
+        listeners.removeAll()
+    }
 
     /// Stops handing out jobs and waits (up to the shutdown timeout) for running jobs to finish,
     /// then closes every connection.
     func beginGracefulShutdown() {
         eventLoop.preconditionInEventLoop()
         guard case .running = shutdownState else { return }
+        closeListeners()
         machine.isDraining = true
         let deadline = eventLoop.scheduleTask(in: shutdownTimeout) { [self] in
             logger.warning("shutdown timeout reached with jobs still running")
@@ -185,6 +206,7 @@ final class JobServerCore: @unchecked Sendable {
         if case .stopped = shutdownState { return }
         if case .draining(let deadline) = shutdownState { deadline.cancel() }
         shutdownState = .stopped
+        closeListeners()
         timer?.task.cancel()
         timer = nil
         let closes = outputs.values.map { output -> EventLoopFuture<Void> in

@@ -9,10 +9,11 @@ extension JobServerStateMachine {
         if let job = job(withHandle: handle), case .running(let worker, _) = job.state, worker == id {
             return job
         }
+        // gearmand's texts differ by packet; clients show them, so match them.
         let text: String
         switch packet {
         case .workException: text = "An exception was received for a job that does not exist"
-        case .workFail: text = "Job given in work result not found"
+        case .workData, .workWarning: text = "Job does not exist on server"
         default: text = "Job given in work result not found"
         }
         send(.error(code: ErrorCode.jobNotFound, text: text), to: id)
