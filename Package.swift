@@ -84,6 +84,8 @@ let package = Package(
                 "GearmanProtocol",
                 "GearmanQueue",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
             ],
             swiftSettings: swiftSettings
         ),

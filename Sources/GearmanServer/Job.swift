@@ -69,6 +69,9 @@ struct FunctionState {
     var workers: Set<ConnectionID> = []
     /// Registered connections that are asleep and have not been sent a NOOP since.
     var sleepers: Set<ConnectionID> = []
+    /// The sleeper woken last under a `workerWakeup` limit: the next job starts after it, so
+    /// successive jobs wake different workers (gearmand's rotating cursor).
+    var lastWoken: ConnectionID?
     var maxQueue: MaxQueueLimits = .unlimited
 
     init(name: ByteBuffer) {

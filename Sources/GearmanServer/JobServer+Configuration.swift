@@ -26,7 +26,7 @@ extension JobServer {
         /// Forward WORK_EXCEPTION to every client, not only to those that sent OPTION_REQ `exceptions`.
         /// Default false.
         public var exceptions: Bool = false
-        /// The prefix of job handles, at most 19 bytes. Default: `H:` plus the host name (shortened).
+        /// The prefix of job handles, at most `maxJobHandlePrefixLength` (20) bytes. Default: `H:` plus the host name (shortened).
         public var jobHandlePrefix: String?
         /// The largest packet payload accepted. Default: the protocol's maximum, 4 GiB − 1.
         public var maxPacketSize: UInt32 = .max

@@ -149,7 +149,7 @@ final class JobServerCore: @unchecked Sendable {
         if let timer, timer.deadline <= deadline { return }
         timer?.task.cancel()
         let now = machine.clock.monotonicNanoseconds
-        let delay = deadline > now ? Int64(deadline - now) : 0
+        let delay = deadline > now ? Int64(clamping: deadline - now) : 0
         let task = eventLoop.scheduleTask(in: .nanoseconds(delay)) { [self] in
             self.timer = nil
             self.machine.timerFired()

@@ -26,7 +26,7 @@ extension JobServerStateMachine {
         functions[function]!.workers.insert(id)
         let connection = connections[id]!
         guard connection.isSleeping && !connection.noopSent else { return }
-        if functions[function]!.hasRunnableJobs {
+        if functions[function]!.hasRunnableJobs && !isDraining {
             noop(id)
         } else {
             functions[function]!.sleepers.insert(id)
@@ -87,8 +87,17 @@ extension JobServerStateMachine {
         let sleepers = functions[function]!.sleepers
         guard !sleepers.isEmpty else { return }
         let limit = configuration.workerWakeup > 0 ? configuration.workerWakeup : Int.max
-        for worker in sleepers.sorted().prefix(limit) {
+        var ordered = sleepers.sorted()
+        // Start after the sleeper woken last, so successive jobs wake different workers.
+        if let last = functions[function]!.lastWoken, let start = ordered.firstIndex(where: { $0 > last }) {
+            ordered = Array(ordered[start...] + ordered[..<start])
+        }
+        let woken = ordered.prefix(limit)
+        for worker in woken {
             noop(worker)
+        }
+        if configuration.workerWakeup > 0 {
+            functions[function]!.lastWoken = woken.last
         }
     }
 
@@ -118,7 +127,8 @@ extension JobServerStateMachine {
         functions[job.function]!.runningCount += 1
         connections[id]!.assignedJobs.insert(jobID)
         if let timeout = ability.timeoutMilliseconds {
-            let deadline = clock.monotonicNanoseconds + UInt64(timeout) * 1_000_000
+            // Capped: a worker may send an absurd timeout.
+            let deadline = Self.deadline(clock.monotonicNanoseconds, plus: UInt64(timeout), times: 1_000_000)
             timeouts.insert(TimeoutEntry(deadline: deadline, job: jobID, assignment: assignment))
         }
 

@@ -71,13 +71,14 @@ struct JobServerStateMachine<Clock: JobServerClock> {
 
     mutating func connectionClosed(_ id: ConnectionID) {
         guard let connection = connections[id] else { return }
-        // A lost worker's jobs go back to the queue; a retry is counted for each.
-        for jobID in connection.assignedJobs.sorted() {
-            requeue(jobID, countRetry: true)
-        }
+        // Withdrawn first, so a requeue below doesn't spend its wake-up on this connection.
         for ability in connection.abilities {
             functions[ability.function]?.workers.remove(id)
             functions[ability.function]?.sleepers.remove(id)
+        }
+        // A lost worker's jobs go back to the queue; a retry is counted for each.
+        for jobID in connection.assignedJobs.sorted() {
+            requeue(jobID, countRetry: true)
         }
         for jobID in connection.listeningJobs.sorted() {
             detachListener(id, from: jobID)
@@ -188,13 +189,24 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         if let next = scheduled.min {
             let now = clock.monotonicNanoseconds
             let delay = next.epoch - clock.wallClockSeconds
-            epochDeadline = delay <= 0 ? now : now + UInt64(delay) * 1_000_000_000
+            // Capped: a client may send an epoch centuries away.
+            epochDeadline = delay <= 0 ? now : Self.deadline(now, plus: UInt64(delay), times: 1_000_000_000)
         }
         switch (timeout, epochDeadline) {
         case (nil, nil): return nil
         case (let value?, nil), (nil, let value?): return value
         case (let a?, let b?): return min(a, b)
         }
+    }
+
+    /// `base + count × unit` nanoseconds, but at most `Int64.max` nanoseconds (≈ 292 years) after
+    /// `base`: a hostile epoch or timeout must neither trap here nor in a caller that turns the
+    /// delay into a `TimeAmount`.
+    static func deadline(_ base: UInt64, plus count: UInt64, times unit: UInt64) -> UInt64 {
+        let (product, overflow) = count.multipliedReportingOverflow(by: unit)
+        let delay = overflow ? UInt64(Int64.max) : min(product, UInt64(Int64.max))
+        let (sum, sumOverflow) = base.addingReportingOverflow(delay)
+        return sumOverflow ? .max : sum
     }
 
     /// Runs what is due: expired CAN_DO_TIMEOUT jobs are requeued, due epoch jobs become runnable.
