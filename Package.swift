@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .library(name: "GearmanProtocol", targets: ["GearmanProtocol"]),
         .library(name: "GearmanServer", targets: ["GearmanServer"]),
+        .library(name: "Gearman", targets: ["Gearman"]),
         .executable(name: "gearlock", targets: ["gearlock"]),
     ],
     dependencies: [
@@ -51,6 +52,19 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Gearman",
+            dependencies: [
+                "GearmanProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -72,7 +72,7 @@ public enum AdminRequest: Sendable, Hashable {
                 self = .invalid(.invalidArguments(command: command))
                 return
             }
-            let numbers = arguments.dropFirst().prefix(3).map(Self.leadingInteger).map { max(0, $0) }
+            let numbers = arguments.dropFirst().prefix(3).map(DecimalText.leadingInteger).map { max(0, $0) }
             switch numbers.count {
             case 0: self = .maxQueue(function: function, limits: .unlimited)
             case 1: self = .maxQueue(function: function, limits: MaxQueueLimits(all: numbers[0]))
@@ -93,28 +93,6 @@ public enum AdminRequest: Sendable, Hashable {
         default:
             self = .invalid(.unknownCommand(word: command))
         }
-    }
-}
-
-extension AdminRequest {
-    /// The integer at the start of `text`, read as C's `atoi` does: an optional sign, then digits;
-    /// 0 when there are none. Saturates instead of overflowing.
-    static func leadingInteger(_ text: String) -> Int {
-        var value = 0
-        var sign = 1
-        var digits = Substring(text)
-        if let first = digits.first, first == "-" || first == "+" {
-            sign = first == "-" ? -1 : 1
-            digits = digits.dropFirst()
-        }
-        for character in digits {
-            guard let digit = character.wholeNumberValue, character.isASCII else { break }
-            let (times, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let (sum, overflow2) = times.addingReportingOverflow(digit)
-            if overflow1 || overflow2 { return sign * Int.max }
-            value = sum
-        }
-        return sign * value
     }
 }
 

@@ -17,6 +17,7 @@ final class JobServerCore: @unchecked Sendable {
     private let logger: Logger
     private let shutdownTimeout: TimeAmount
     private var shutdownState = ShutdownState.running
+    private var isPerformingActions = false
     /// The listening channels, closed first when the server stops.
     private var listeners: [any Channel] = []
     /// Succeeded once the server has stopped and every connection is closed.
@@ -94,48 +95,70 @@ final class JobServerCore: @unchecked Sendable {
 
     // MARK: Actions
 
+    /// Performs what the machine asked for. Closing a channel can re-enter (its `channelInactive`
+    /// reports the closed connection at once), so closes and shutdowns run only after the replies
+    /// of this cycle are flushed, and a nested call just leaves its actions for the running loop.
     private func performActions() {
-        machine.drainActions(into: &actionBuffer)
-        var batch = QueueBatch()
-        for action in actionBuffer {
-            switch action {
-            case .send(let packet, let id):
-                guard outputs[id] != nil else { continue }
-                outputs[id]!.append(packet)
-                dirty.append(id)
-            case .sendText(let text, let id):
-                guard outputs[id] != nil else { continue }
-                outputs[id]!.append(text: text)
-                dirty.append(id)
-            case .persist(let job):
-                batch.added.append(job)
-            case .unpersist(let handle):
-                batch.removedHandles.append(handle)
-            case .close(let id):
-                outputs[id]?.flush()
-                outputs[id]?.channel.close(promise: nil)
-            case .shutdown(let graceful):
-                logger.notice("shutdown requested on the admin protocol", metadata: ["graceful": "\(graceful)"])
-                if graceful { beginGracefulShutdown() } else { stopNow() }
-            case .log(let level, let message, let metadata):
-                logger.log(level: level, message, metadata: metadata)
+        guard !isPerformingActions else { return }
+        isPerformingActions = true
+        defer { isPerformingActions = false }
+        repeat {
+            performPendingActions()
+            rearmTimer()
+            checkDrained()
+        } while !machine.actions.isEmpty
+    }
+
+    private func performPendingActions() {
+        while !machine.actions.isEmpty {
+            var deferred: [JobServerAction] = []
+            machine.drainActions(into: &actionBuffer)
+            var batch = QueueBatch()
+            for action in actionBuffer {
+                switch action {
+                case .send(let packet, let id):
+                    guard outputs[id] != nil else { continue }
+                    outputs[id]!.append(packet)
+                    dirty.append(id)
+                case .sendText(let text, let id):
+                    guard outputs[id] != nil else { continue }
+                    outputs[id]!.append(text: text)
+                    dirty.append(id)
+                case .persist(let job):
+                    batch.added.append(job)
+                case .unpersist(let handle):
+                    batch.removedHandles.append(handle)
+                case .close, .shutdown:
+                    deferred.append(action)
+                case .log(let level, let message, let metadata):
+                    logger.log(level: level, message, metadata: metadata)
+                }
             }
-        }
-        actionBuffer.removeAll(keepingCapacity: true)
-        if !batch.isEmpty {
-            let logger = self.logger
-            store.commit(batch) { result in
-                if case .failure(let error) = result {
-                    logger.error("queue store commit failed", metadata: ["error": "\(error.message)"])
+            actionBuffer.removeAll(keepingCapacity: true)
+            if !batch.isEmpty {
+                let logger = self.logger
+                store.commit(batch) { result in
+                    if case .failure(let error) = result {
+                        logger.error("queue store commit failed", metadata: ["error": "\(error.message)"])
+                    }
+                }
+            }
+            for id in dirty {
+                outputs[id]?.flush()
+            }
+            dirty.removeAll(keepingCapacity: true)
+            for action in deferred {
+                switch action {
+                case .close(let id):
+                    outputs[id]?.channel.close(promise: nil)
+                case .shutdown(let graceful):
+                    logger.notice("shutdown requested on the admin protocol", metadata: ["graceful": "\(graceful)"])
+                    if graceful { beginGracefulShutdown() } else { stopNow() }
+                case .send, .sendText, .persist, .unpersist, .log:
+                    preconditionFailure("only closes and shutdowns are deferred")
                 }
             }
         }
-        for id in dirty {
-            outputs[id]?.flush()
-        }
-        dirty.removeAll(keepingCapacity: true)
-        rearmTimer()
-        checkDrained()
     }
 
     private func rearmTimer() {

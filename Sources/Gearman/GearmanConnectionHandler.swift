@@ -1,0 +1,171 @@
+import GearmanProtocol
+import Logging
+import NIOCore
+
+/// What the connection writes: a packet or an admin line, and what it waits for in return.
+struct OutboundMessage {
+    enum Body {
+        case packet(GearmanPacket)
+        case text(String)
+    }
+
+    var body: Body
+    var expectation: ResponseExpectation?
+    var request: PendingRequest?
+    var listener: JobEventSink?
+}
+
+/// Runs a connection's `ConnectionStateMachine`: writes requests, matches replies, routes job
+/// events, and fails everything outstanding when the connection ends.
+final class GearmanConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = GearmanFrame
+    typealias OutboundIn = OutboundMessage
+    typealias OutboundOut = ByteBuffer
+
+    private var machine = ConnectionStateMachine<PendingRequest, JobEventSink>()
+    private var closeReason: GearmanError?
+    private let server: String
+    private let onWake: (@Sendable () -> Void)?
+    private let logger: Logger
+
+    init(server: String, onWake: (@Sendable () -> Void)?, logger: Logger) {
+        self.server = server
+        self.onWake = onWake
+        self.logger = logger
+    }
+
+    // MARK: Outbound
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let message = unwrapOutboundIn(data)
+        guard !machine.isClosed else {
+            let error = closeReason ?? GearmanError(.connectionClosed, "connection closed", server: server)
+            message.request?.promise.fail(error)
+            message.listener?.continuation.finish(throwing: error)
+            promise?.fail(error)
+            return
+        }
+        var buffer = context.channel.allocator.buffer(capacity: 64)
+        var tail: ByteBuffer?
+        switch message.body {
+        case .packet(let packet):
+            tail = GearmanPacketEncoder.encode(packet, magic: .request, into: &buffer)
+        case .text(let line):
+            buffer.writeString(line)
+            buffer.writeString("\r\n")
+        }
+        if let expectation = message.expectation, let request = message.request {
+            machine.requestSent(expectation, request: request, listener: message.listener)
+        }
+        if let tail {
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            context.write(wrapOutboundOut(tail), promise: promise)
+        } else {
+            context.write(wrapOutboundOut(buffer), promise: promise)
+        }
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        run(machine.frameReceived(unwrapInboundIn(data)), context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let error = closeReason ?? GearmanError(.connectionClosed, "the server closed the connection", server: server)
+        let (requests, listeners) = machine.closed(error)
+        for request in requests {
+            request.promise.fail(error)
+        }
+        for (handle, listener) in listeners {
+            var error = error
+            error.jobHandle = String(buffer: handle)
+            listener.continuation.finish(throwing: error)
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if closeReason == nil {
+            if let error = error as? GearmanProtocolError {
+                closeReason = GearmanError(
+                    .protocolViolation, "the server sent malformed data: \(error.message)", server: server,
+                    underlying: error)
+            } else {
+                closeReason = GearmanError(
+                    .connectionClosed, "connection error: \(error)", server: server, underlying: error)
+            }
+        }
+        context.close(promise: nil)
+    }
+
+    // MARK: Calls from the connection (on the event loop)
+
+    /// The caller gave up waiting; its reply will be dropped.
+    func abandon(_ request: PendingRequest, error: GearmanError) {
+        if machine.abandon(request) {
+            request.promise.fail(error)
+        }
+    }
+
+    /// Stops delivering a job's events to `listener`, ending its sequence with `error`.
+    func removeListener(_ listener: JobEventSink, handle: ByteBuffer, error: GearmanError) {
+        if machine.removeListener(listener, handle: handle) {
+            listener.continuation.finish(throwing: error)
+        }
+    }
+
+    // MARK: Actions
+
+    private func run(_ action: ConnectionStateMachine<PendingRequest, JobEventSink>.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .succeed(let request, let reply):
+            request.promise.succeed(reply)
+        case .fail(let request, var error):
+            error.server = server
+            request.promise.fail(error)
+        case .deliver(let event, let handle, let listeners):
+            deliver(event, handle: handle, to: listeners)
+        case .wake:
+            onWake?()
+        case .unmatchedError(let code, let text):
+            logger.debug("server error not matched to a request", metadata: ["code": "\(code)", "text": "\(text)"])
+        case .closeConnection(var error):
+            error.server = server
+            logger.warning("closing connection", metadata: ["error": "\(error.message)", "gearman.server": "\(server)"])
+            closeReason = error
+            context.close(promise: nil)
+        case .none:
+            break
+        }
+    }
+
+    private func deliver(
+        _ event: ConnectionStateMachine<PendingRequest, JobEventSink>.JobEvent, handle: ByteBuffer,
+        to listeners: [JobEventSink]
+    ) {
+        let handleText = String(buffer: handle)
+        for listener in listeners {
+            switch event {
+            case .data(let payload):
+                listener.continuation.yield(.data(payload))
+            case .warning(let payload):
+                listener.continuation.yield(.warning(payload))
+            case .status(let numerator, let denominator):
+                listener.continuation.yield(
+                    .status(numerator: Int(String(buffer: numerator)) ?? 0, denominator: Int(String(buffer: denominator)) ?? 0))
+            case .complete(let payload):
+                listener.continuation.yield(.completed(payload))
+                listener.continuation.finish()
+            case .fail:
+                listener.continuation.finish(
+                    throwing: GearmanError(.jobFailed, "the job failed", jobHandle: handleText, server: server))
+            case .exception(let payload):
+                listener.continuation.finish(
+                    throwing: GearmanError(
+                        .jobException, "the job raised an exception", jobHandle: handleText, payload: payload,
+                        server: server))
+            }
+        }
+    }
+}

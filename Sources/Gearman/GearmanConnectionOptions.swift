@@ -1,0 +1,43 @@
+/// How the client, worker and admin client reach their servers. Shared by all three, so one set
+/// of command-line options configures any of them.
+public struct GearmanConnectionOptions: Sendable {
+    /// The job servers. Default: `127.0.0.1:4730`.
+    public var servers: [GearmanServerAddress]
+    /// How long a TCP connect may take. Default: 5 seconds.
+    public var connectTimeout: Duration
+    /// The first wait before reconnecting to a server that failed; doubled on every failure up to
+    /// `maximumReconnectDelay`. Default: 100 ms.
+    public var initialReconnectDelay: Duration
+    /// The longest wait between reconnect attempts. Default: 10 seconds.
+    public var maximumReconnectDelay: Duration
+    /// The id sent with SET_CLIENT_ID (shown by the admin `workers` command). Default: none.
+    public var clientID: String?
+    /// The largest packet accepted from a server. Default: the protocol's maximum, 4 GiB − 1.
+    public var maxPacketSize: UInt32
+
+    public init(
+        servers: [GearmanServerAddress] = [GearmanServerAddress(host: "127.0.0.1")],
+        connectTimeout: Duration = .seconds(5),
+        initialReconnectDelay: Duration = .milliseconds(100),
+        maximumReconnectDelay: Duration = .seconds(10),
+        clientID: String? = nil,
+        maxPacketSize: UInt32 = .max
+    ) {
+        self.servers = servers
+        self.connectTimeout = connectTimeout
+        self.initialReconnectDelay = initialReconnectDelay
+        self.maximumReconnectDelay = maximumReconnectDelay
+        self.clientID = clientID
+        self.maxPacketSize = maxPacketSize
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (secondsPart, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        let (sum, overflow2) = secondsPart.addingReportingOverflow(attoseconds / 1_000_000_000)
+        return overflow2 ? .max : sum
+    }
+}
