@@ -71,6 +71,7 @@ let package = Package(
         .executableTarget(
             name: "gearlock",
             dependencies: [
+                "Gearman",
                 "GearmanServer",
                 "GearmanProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -104,8 +105,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "GearmanTests",
+            dependencies: [
+                "Gearman",
+                "GearmanProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: [
+                "Gearman",
                 "GearmanServer",
                 "GearmanProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),

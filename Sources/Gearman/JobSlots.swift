@@ -6,6 +6,7 @@ final class JobSlots: Sendable {
         var available: Int
         var waiters: [(id: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
         var nextID: UInt64 = 0
+        var isClosed = false
     }
 
     private let state: NIOLockedValueBox<State>
@@ -24,8 +25,8 @@ final class JobSlots: Sendable {
         }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let granted = state.withLockedValue { state -> Bool in
-                    if Task.isCancelled { return false }
+                let granted = state.withLockedValue { state -> Bool? in
+                    if Task.isCancelled || state.isClosed { return nil }
                     if state.available > 0 {
                         state.available -= 1
                         return true
@@ -33,10 +34,10 @@ final class JobSlots: Sendable {
                     state.waiters.append((id, continuation))
                     return false
                 }
-                if granted {
-                    continuation.resume()
-                } else if Task.isCancelled {
-                    continuation.resume(throwing: CancellationError())
+                switch granted {
+                case true?: continuation.resume()
+                case false?: break
+                case nil: continuation.resume(throwing: CancellationError())
                 }
             }
         } onCancel: {
@@ -45,6 +46,18 @@ final class JobSlots: Sendable {
                 return state.waiters.remove(at: index).continuation
             }
             waiter?.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Wakes every waiter with `CancellationError`; later `acquire` calls throw at once.
+    func close() {
+        let waiters = state.withLockedValue { state in
+            state.isClosed = true
+            defer { state.waiters.removeAll() }
+            return state.waiters.map(\.continuation)
+        }
+        for waiter in waiters {
+            waiter.resume(throwing: CancellationError())
         }
     }
 
