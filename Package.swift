@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "GearmanProtocol", targets: ["GearmanProtocol"]),
         .library(name: "GearmanServer", targets: ["GearmanServer"]),
         .library(name: "Gearman", targets: ["Gearman"]),
+        .library(name: "GearmanTLS", targets: ["GearmanTLS"]),
         .executable(name: "gearlock", targets: ["gearlock"]),
     ],
     dependencies: [
@@ -24,6 +25,25 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "CGearlockOpenSSL",
+            dependencies: ["COpenSSL"]
+        ),
+        .target(
+            name: "GearmanTLS",
+            dependencies: [
+                "COpenSSL",
+                "CGearlockOpenSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "GearmanProtocol",
             dependencies: [
@@ -45,6 +65,7 @@ let package = Package(
             dependencies: [
                 "GearmanProtocol",
                 "GearmanQueue",
+                "GearmanTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -59,6 +80,7 @@ let package = Package(
             name: "Gearman",
             dependencies: [
                 "GearmanProtocol",
+                "GearmanTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -72,6 +94,7 @@ let package = Package(
             name: "gearlock",
             dependencies: [
                 "Gearman",
+                "GearmanTLS",
                 "GearmanServer",
                 "GearmanProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -118,6 +141,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "Gearman",
+                "GearmanTLS",
                 "GearmanServer",
                 "GearmanProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),

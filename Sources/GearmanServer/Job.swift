@@ -1,5 +1,6 @@
 import DequeModule
 import GearmanProtocol
+import GearmanTLS
 import NIOCore
 
 /// Identifies a job inside the state machine (cheaper to hash and queue than its handle).
@@ -95,6 +96,8 @@ struct ConnectionState {
     let id: ConnectionID
     let peerAddress: String
     var principal: Principal = .anonymous
+    /// The peer's certificate identity, once a TLS handshake completed.
+    var tlsIdentity: TLSPeerIdentity?
     var clientID: ByteBuffer?
     var exceptions = false
     /// Registered functions in round-robin order: a function that yields a job moves to the end.

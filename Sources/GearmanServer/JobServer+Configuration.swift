@@ -1,19 +1,26 @@
+public import GearmanTLS
 public import NIOCore
 
 extension JobServer {
     /// Everything a job server is started with. Every property has a documented default.
     public struct Configuration: Sendable {
-        /// A TCP address the server accepts connections on.
+        /// A TCP address the server accepts connections on, plaintext or TLS.
         public struct Listener: Sendable, Hashable, CustomStringConvertible {
             public var host: String
             public var port: Int
+            /// TLS for every connection on this listener; nil for plaintext.
+            public var tls: TLSConfiguration?
 
-            public init(host: String, port: Int) {
+            public init(host: String, port: Int, tls: TLSConfiguration? = nil) {
                 self.host = host
                 self.port = port
+                self.tls = tls
             }
 
-            public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+            public var description: String {
+                let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+                return tls == nil ? address : "tls://" + address
+            }
         }
 
         /// Where to listen. Default: `127.0.0.1:4730`, Gearman's port on loopback only.

@@ -1,4 +1,5 @@
 public import GearmanQueue
+public import GearmanTLS
 public import Logging
 public import NIOCore
 import GearmanProtocol
@@ -24,6 +25,7 @@ public final class JobServer: Service, Sendable {
     private let core: JobServerCore
     private let listening: EventLoopPromise<[SocketAddress]>
     private let nextConnectionID = NIOLockedValueBox<UInt64>(0)
+    private let tlsContexts = NIOLockedValueBox<[Int: TLSContext]>([:])
 
     /// Creates a server; nothing is bound until `run()`.
     /// - Parameters:
@@ -60,6 +62,7 @@ public final class JobServer: Service, Sendable {
     public func run() async throws {
         let core = self.core
         do {
+            try loadTLSContexts()
             try await bindListeners()
         } catch {
             listening.fail(error)
@@ -82,7 +85,8 @@ public final class JobServer: Service, Sendable {
     private func bindListeners() async throws {
         var addresses: [SocketAddress] = []
         let decoderLimits = GearmanFrameDecoder.Limits(maxPacketSize: configuration.maxPacketSize)
-        for listener in configuration.listeners {
+        for (index, listener) in configuration.listeners.enumerated() {
+            let tlsContexts = self.tlsContexts
             let bootstrap = ServerBootstrap(group: core.eventLoop)
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -93,7 +97,12 @@ public final class JobServer: Service, Sendable {
                         value += 1
                         return ConnectionID(value)
                     }
+                    // Read at accept time, so a reload applies to new handshakes only.
+                    let tlsContext = tlsContexts.withLockedValue { $0[index] }
                     return channel.eventLoop.makeCompletedFuture {
+                        if let tlsContext {
+                            try channel.pipeline.syncOperations.addHandler(TLSHandler(context: tlsContext))
+                        }
                         try channel.pipeline.syncOperations.addHandlers(
                             ByteToMessageHandler(GearmanFrameDecoder(limits: decoderLimits)),
                             ServerConnectionHandler(core: core, id: id))
@@ -105,6 +114,38 @@ public final class JobServer: Service, Sendable {
             logger.info("listening", metadata: ["gearman.listener": "\(listener)", "address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
         }
         listening.succeed(addresses)
+    }
+
+    // MARK: TLS material
+
+    /// Builds the TLS context of every TLS listener from its files. All or nothing: on any error
+    /// the contexts in use stay as they are.
+    private func loadTLSContexts() throws(TLSError) {
+        var contexts: [Int: TLSContext] = [:]
+        for (index, listener) in configuration.listeners.enumerated() {
+            guard let tls = listener.tls else { continue }
+            do {
+                contexts[index] = try TLSContext(configuration: tls)
+            } catch {
+                var error = error
+                error.message = "listener \(listener): \(error.message)"
+                throw error
+            }
+        }
+        tlsContexts.withLockedValue { $0 = contexts }
+    }
+
+    /// Reloads certificates, keys, CA bundles and CRLs from their files (on SIGHUP). New handshakes
+    /// use the new material; live connections stay up. If any file is bad, nothing changes and the
+    /// error says why.
+    public func reloadTLS() throws(TLSError) {
+        do {
+            try loadTLSContexts()
+            logger.notice("TLS material reloaded")
+        } catch {
+            logger.error("TLS reload failed; keeping the previous material", metadata: ["error": "\(error)"])
+            throw error
+        }
     }
 
     /// `H:` plus the host name, shortened so handles stay within 63 bytes.

@@ -1,6 +1,7 @@
 import GearmanProtocol
 import OrderedCollections
 import GearmanQueue
+import GearmanTLS
 import Logging
 import NIOCore
 
@@ -74,6 +75,29 @@ final class JobServerCore: @unchecked Sendable {
         machine.connectionClosed(id)
         logger.debug("connection closed", metadata: ["gearman.connection": "\(id)"])
         performActions()
+    }
+
+    /// A TLS handshake completed: the connection's peer is known.
+    func peerIdentified(_ id: ConnectionID, identity: TLSPeerIdentity) {
+        eventLoop.preconditionInEventLoop()
+        guard outputs[id] != nil else { return }
+        machine.connections[id]?.tlsIdentity = identity
+        logger.debug(
+            "TLS handshake completed",
+            metadata: [
+                "gearman.connection": "\(id)", "tls.protocol": "\(identity.protocolVersion)",
+                "tls.cipher": "\(identity.cipher)", "tls.peer_cn": "\(identity.commonNames.joined(separator: ","))",
+                "tls.peer_verified": "\(identity.isVerified)",
+            ])
+    }
+
+    /// A TLS handshake or stream failed; the handler closes that connection alone.
+    func tlsFailed(_ id: ConnectionID, error: TLSError) {
+        eventLoop.preconditionInEventLoop()
+        let level: Logger.Level = error.code == .uncleanShutdown ? .debug : .info
+        logger.log(
+            level: level, "TLS failure; connection closed",
+            metadata: ["gearman.connection": "\(id)", "error": "\(error)"])
     }
 
     /// A connection sent bytes that cannot be decoded: tell it why and close it.

@@ -1,4 +1,5 @@
 import GearmanProtocol
+import GearmanTLS
 import NIOCore
 
 /// The per-connection channel handler: collects the frames of one read cycle and hands them to the
@@ -36,11 +37,22 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted(let identity) = event as? TLSEvent {
+            onCore { core, id in core.peerIdentified(id, identity: identity) }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         deliverFrames()
-        if let error = error as? GearmanProtocolError {
+        switch error {
+        case let error as GearmanProtocolError:
             onCore { core, id in core.protocolError(error, from: id) }
-        } else {
+        case let error as TLSError:
+            onCore { core, id in core.tlsFailed(id, error: error) }
+            context.close(promise: nil)
+        default:
             context.close(promise: nil)
         }
     }

@@ -1,5 +1,6 @@
 public import ArgumentParser
 import GearmanServer
+import GearmanTLS
 public import Logging
 import NIOCore
 import ServiceLifecycle
@@ -22,6 +23,33 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Flag(help: "Allow a plaintext listener on an address other than loopback.")
     var allowPlaintextOnNetwork = false
+
+    @Option(name: .customLong("tls-listen"), help: "Address to accept TLS connections on, HOST:PORT (repeatable).")
+    var tlsListen: [ListenAddress] = []
+
+    @Option(help: "PEM file with the server's certificate chain (for --tls-listen).")
+    var tlsCert: String?
+
+    @Option(help: "PEM file with the server's private key (for --tls-listen).")
+    var tlsKey: String?
+
+    @Option(help: "PEM bundle of the CAs that issue client certificates.")
+    var tlsCA: String?
+
+    @Option(help: "Ask clients for a certificate: none, optional or require (default: require with --tls-ca, else none).")
+    var tlsClientAuth: TLSConfiguration.ClientAuthentication?
+
+    @Option(help: "PEM file of certificate revocation lists checked for client certificates.")
+    var tlsCRL: String?
+
+    @Option(help: "Where a client certificate's identity comes from: cn (its single common name) or san.")
+    var tlsIdentity: TLSIdentitySource = .cn
+
+    @Option(help: "Seconds a TLS handshake may take before the connection is dropped.")
+    var tlsHandshakeTimeout: Double = 10
+
+    @Option(help: "Lowest TLS version accepted: 1.2 or 1.3.")
+    var tlsMinVersion: TLSVersionArgument = .v12
 
     @Option(help: "Requeues of a job whose worker was lost before its clients get WORK_FAIL (0 = unlimited).")
     var jobRetries: Int = 0
@@ -54,6 +82,17 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("--job-handle-prefix must be 1 to \(limit) bytes")
             }
         }
+        if !tlsListen.isEmpty {
+            guard tlsCert != nil, tlsKey != nil else {
+                throw ValidationError("--tls-listen needs --tls-cert and --tls-key")
+            }
+            guard tlsHandshakeTimeout > 0 else { throw ValidationError("--tls-handshake-timeout must be positive") }
+            if tlsClientAuth != nil && tlsClientAuth != TLSConfiguration.ClientAuthentication.none && tlsCA == nil {
+                throw ValidationError("--tls-client-auth \(tlsClientAuth!.rawValue) needs --tls-ca")
+            }
+        } else if tlsCert != nil || tlsKey != nil || tlsCA != nil || tlsCRL != nil || tlsClientAuth != nil {
+            throw ValidationError("TLS options need at least one --tls-listen address")
+        }
         if !allowPlaintextOnNetwork, let exposed = listen.first(where: { !$0.isLoopback }) {
             throw ValidationError(
                 "refusing a plaintext listener on \(exposed.listener): not loopback. "
@@ -65,8 +104,21 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "gearlock")
         logger.logLevel = logLevel
         var configuration = JobServer.Configuration()
-        if !listen.isEmpty {
+        if !listen.isEmpty || !tlsListen.isEmpty {
             configuration.listeners = listen.map(\.listener)
+        }
+        if let tlsCert, let tlsKey {
+            var tls = TLSConfiguration.makeServerConfiguration(
+                certificateChainPath: tlsCert, privateKeyPath: tlsKey,
+                clientAuthentication: tlsClientAuth ?? (tlsCA == nil ? .none : .require), trustRootsPath: tlsCA,
+                crlPath: tlsCRL)
+            tls.handshakeTimeout = .milliseconds(Int64(tlsHandshakeTimeout * 1000))
+            tls.minimumVersion = tlsMinVersion.version
+            for address in tlsListen {
+                var listener = address.listener
+                listener.tls = tls
+                configuration.listeners.append(listener)
+            }
         }
         configuration.jobRetries = jobRetries
         configuration.workerWakeup = workerWakeup
@@ -78,7 +130,10 @@ struct ServeCommand: AsyncParsableCommand {
         let server = JobServer(configuration: configuration, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)],
+                services: [
+                    .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
+                    .init(service: ReloadOnHangupService(server: server, logger: logger)),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
@@ -86,3 +141,23 @@ struct ServeCommand: AsyncParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+extension TLSConfiguration.ClientAuthentication: ExpressibleByArgument {}
+
+/// Where a client certificate's identity comes from (used by the ACL).
+enum TLSIdentitySource: String, ExpressibleByArgument, CaseIterable {
+    case cn
+    case san
+}
+
+enum TLSVersionArgument: String, ExpressibleByArgument, CaseIterable {
+    case v12 = "1.2"
+    case v13 = "1.3"
+
+    var version: TLSConfiguration.Version {
+        switch self {
+        case .v12: .tls12
+        case .v13: .tls13
+        }
+    }
+}

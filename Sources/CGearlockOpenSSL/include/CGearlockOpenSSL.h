@@ -1,0 +1,34 @@
+#ifndef C_GEARLOCK_OPENSSL_H
+#define C_GEARLOCK_OPENSSL_H
+
+#define OPENSSL_API_COMPAT 30000
+#define OPENSSL_NO_DEPRECATED 1
+
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// Function wrappers for OpenSSL macros that Swift's ClangImporter cannot import.
+
+int CGearlockOpenSSL_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version);
+int CGearlockOpenSSL_SSL_CTX_set_max_proto_version(SSL_CTX *ctx, int version);
+long CGearlockOpenSSL_SSL_CTX_set_mode(SSL_CTX *ctx, long mode);
+int CGearlockOpenSSL_SSL_CTX_set1_groups_list(SSL_CTX *ctx, const char *list);
+uint64_t CGearlockOpenSSL_SSL_CTX_set_options(SSL_CTX *ctx, uint64_t options);
+uint64_t CGearlockOpenSSL_default_options(void);
+int CGearlockOpenSSL_SSL_set_tlsext_host_name(SSL *ssl, const char *name);
+long CGearlockOpenSSL_BIO_set_mem_eof_return(BIO *bio, long value);
+
+int CGearlockOpenSSL_sk_GENERAL_NAME_num(const GENERAL_NAMES *names);
+const GENERAL_NAME *CGearlockOpenSSL_sk_GENERAL_NAME_value(const GENERAL_NAMES *names, int index);
+void CGearlockOpenSSL_GENERAL_NAMES_free(GENERAL_NAMES *names);
+
+void CGearlockOpenSSL_OPENSSL_free(void *pointer);
+
+/// Seconds since the epoch of an ASN1_TIME, or 0 when it cannot be read.
+int64_t CGearlockOpenSSL_ASN1_TIME_to_epoch(const ASN1_TIME *time);
+
+#endif
