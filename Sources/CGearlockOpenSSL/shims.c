@@ -59,3 +59,25 @@ int64_t CGearlockOpenSSL_ASN1_TIME_to_epoch(const ASN1_TIME *time) {
     }
     return (int64_t)timegm(&tm);
 }
+
+// For `gearlock certs`: EVP_EC_gen and EVP_RSA_gen expand to calls that need these.
+#include <openssl/ec.h>
+#include <openssl/rsa.h>
+#include <string.h>
+
+EVP_PKEY *CGearlockOpenSSL_EVP_EC_gen(const char *curve) {
+    return EVP_EC_gen(curve);
+}
+
+EVP_PKEY *CGearlockOpenSSL_EVP_RSA_gen(unsigned int bits) {
+    return EVP_RSA_gen(bits);
+}
+
+X509_EXTENSION *CGearlockOpenSSL_X509V3_EXT_nconf_nid(X509 *issuer, X509 *subject, X509_CRL *crl, int nid,
+                                                       const char *value) {
+    X509V3_CTX ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer, subject, NULL, crl, 0);
+    return X509V3_EXT_nconf_nid(NULL, &ctx, nid, value);
+}

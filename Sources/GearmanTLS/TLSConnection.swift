@@ -2,6 +2,14 @@ internal import CGearlockOpenSSL
 internal import COpenSSL
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One connection's `SSL` object between two memory BIOs: ciphertext from the network is fed in,
 /// ciphertext for the network is drained out. Every C result is turned into an ``Outcome``.
 final class TLSConnection {
@@ -54,7 +62,7 @@ final class TLSConnection {
     }
 
     private func setServerName(_ name: String, verify: Bool) throws(TLSError) {
-        let isIPAddress = name.contains(":") || name.allSatisfy { $0.isNumber || $0 == "." }
+        let isIPAddress = Self.isIPAddress(name)
         if !isIPAddress {
             _ = CGearlockOpenSSL_SSL_set_tlsext_host_name(ssl, name)
         }
@@ -70,6 +78,12 @@ final class TLSConnection {
                 code: .invalidConfiguration, message: "cannot verify against the server name '\(name)'",
                 openSSLErrors: OpenSSLErrorQueue.drain())
         }
+    }
+
+    /// Whether `name` is an IPv4 or IPv6 address (checked the way the socket layer parses them).
+    static func isIPAddress(_ name: String) -> Bool {
+        var storage = in6_addr()
+        return inet_pton(AF_INET, name, &storage) == 1 || inet_pton(AF_INET6, name, &storage) == 1
     }
 
     /// Hands ciphertext from the network to OpenSSL.
@@ -207,13 +221,18 @@ final class TLSConnection {
                 if let value = string(name.pointee.d.uniformResourceIdentifier) { identity.uriNames.append(value) }
             case GEN_IPADD:
                 guard let octets = name.pointee.d.iPAddress, let data = ASN1_STRING_get0_data(octets) else { continue }
-                let bytes = Array(UnsafeBufferPointer(start: data, count: Int(ASN1_STRING_length(octets))))
-                if bytes.count == 4 {
-                    identity.ipAddresses.append(bytes.map(String.init).joined(separator: "."))
-                } else if bytes.count == 16 {
-                    let groups = stride(from: 0, to: 16, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
-                    identity.ipAddresses.append(groups.joined(separator: ":"))
+                let length = Int(ASN1_STRING_length(octets))
+                let family: Int32
+                switch length {
+                case 4: family = AF_INET
+                case 16: family = AF_INET6
+                default: continue
                 }
+                // inet_ntop's canonical text (`::1`), as the CA and socket addresses write it.
+                let text = withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(INET6_ADDRSTRLEN)) { buffer in
+                    inet_ntop(family, data, buffer.baseAddress, socklen_t(buffer.count)).map { String(cString: $0) }
+                }
+                if let text { identity.ipAddresses.append(text) }
             default:
                 continue
             }

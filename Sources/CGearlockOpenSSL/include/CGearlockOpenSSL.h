@@ -31,4 +31,18 @@ void CGearlockOpenSSL_OPENSSL_free(void *pointer);
 /// Seconds since the epoch of an ASN1_TIME, or 0 when it cannot be read.
 int64_t CGearlockOpenSSL_ASN1_TIME_to_epoch(const ASN1_TIME *time);
 
+
+// Wrappers for `gearlock certs` (the CertificateAuthority in GearmanTLS).
+
+/// EVP_EC_gen: a macro over the variadic EVP_PKEY_Q_keygen. `curve` is e.g. "P-256".
+EVP_PKEY *CGearlockOpenSSL_EVP_EC_gen(const char *curve);
+/// EVP_RSA_gen: a macro over the variadic EVP_PKEY_Q_keygen.
+EVP_PKEY *CGearlockOpenSSL_EVP_RSA_gen(unsigned int bits);
+
+/// One X.509 v3 extension from its configuration text (as in openssl.cnf, e.g. "critical,CA:TRUE"):
+/// X509V3_set_ctx_nodb (a macro) and X509V3_set_ctx, then X509V3_EXT_nconf_nid without a config
+/// database. `subject` or `crl` is the object the extension is for; either may be NULL.
+X509_EXTENSION *CGearlockOpenSSL_X509V3_EXT_nconf_nid(X509 *issuer, X509 *subject, X509_CRL *crl, int nid,
+                                                       const char *value);
+
 #endif
