@@ -40,6 +40,8 @@ public struct TLSConfiguration: Sendable, Hashable {
     public var serverName: String?
     /// The lowest protocol version accepted. Default: TLS 1.2 (Python `gear` cannot do 1.3).
     public var minimumVersion: Version
+    /// The highest protocol version offered or accepted. Default: nil, the newest OpenSSL has.
+    public var maximumVersion: Version?
     /// OpenSSL cipher list for TLS 1.2: forward-secret AEAD suites only.
     public var cipherList: String
     /// OpenSSL TLS 1.3 cipher suites.

@@ -33,13 +33,20 @@ public final class TLSContext: @unchecked Sendable {
 
     private func configure() throws(TLSError) {
         let configuration = self.configuration
-        let minimum: Int32 =
-            switch configuration.minimumVersion {
+        func protocolVersion(_ version: TLSConfiguration.Version) -> Int32 {
+            switch version {
             case .tls12: TLS1_2_VERSION
             case .tls13: TLS1_3_VERSION
             }
-        guard CGearlockOpenSSL_SSL_CTX_set_min_proto_version(context, minimum) == 1 else {
+        }
+        guard CGearlockOpenSSL_SSL_CTX_set_min_proto_version(context, protocolVersion(configuration.minimumVersion)) == 1
+        else {
             throw fail("cannot set the minimum TLS version")
+        }
+        if let maximum = configuration.maximumVersion {
+            guard CGearlockOpenSSL_SSL_CTX_set_max_proto_version(context, protocolVersion(maximum)) == 1 else {
+                throw fail("cannot set the maximum TLS version")
+            }
         }
         _ = CGearlockOpenSSL_SSL_CTX_set_options(context, CGearlockOpenSSL_default_options())
         // Idle connections give their read/write buffers back: many idle workers cost little memory.

@@ -43,6 +43,24 @@ struct TLSHandlerTests {
         pair.finish()
     }
 
+    @Test("a client capped at TLS 1.2 completes a mutual handshake at TLS 1.2")
+    func tls12MutualHandshake() throws {
+        let pki = try TestPKI.shared()
+        var client = pki.clientConfiguration(certificate: "alice")
+        client.maximumVersion = .tls12
+        let pair = try TLSPair(
+            server: pki.serverContext(clientAuthentication: .require), client: TLSContext(configuration: client))
+        try pair.pump()
+        let seenByServer = try #require(pair.serverPeer.identity, "server: \(pair.serverPeer)")
+        #expect(seenByServer.protocolVersion == "TLSv1.2")
+        #expect(seenByServer.commonNames == ["alice"])
+        #expect(seenByServer.isVerified)
+        #expect(seenByServer.cipher.hasPrefix("ECDHE-"))
+        #expect(pair.clientPeer.identity?.protocolVersion == "TLSv1.2")
+        #expect(pair.serverPeer.errors.isEmpty && pair.clientPeer.errors.isEmpty)
+        pair.finish()
+    }
+
     @Test("without client authentication the server sees no certificate")
     func noClientAuthentication() throws {
         let pki = try TestPKI.shared()
