@@ -15,18 +15,21 @@ final class ConnectionPool: Sendable {
     let options: GearmanConnectionOptions
     let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
-    private let setUp: @Sendable (GearmanConnection) async throws(GearmanError) -> Void
+    private let setUp: @Sendable (GearmanConnection) -> EventLoopFuture<Void>
     private let onWake: (@Sendable (_ server: Int) -> Void)?
     private let states: NIOLockedValueBox<[ServerState]>
     private let isShutDown = NIOLockedValueBox(false)
 
     /// - Parameters:
     ///   - onWake: called (on an event loop) when a server sends NOOP on its connection.
-    ///   - setUp: runs on every new connection before it is used (e.g. OPTION_REQ, CAN_DO).
+    ///   - setUp: runs on every new connection before it is used (e.g. OPTION_REQ, CAN_DO); a
+    ///     failed future (best a `GearmanError`) means the connection is not used.
     init(
         options: GearmanConnectionOptions, eventLoopGroup: any EventLoopGroup, logger: Logger,
         onWake: (@Sendable (_ server: Int) -> Void)? = nil,
-        setUp: @escaping @Sendable (GearmanConnection) async throws(GearmanError) -> Void = { _ in }
+        setUp: @escaping @Sendable (GearmanConnection) -> EventLoopFuture<Void> = {
+            $0.channel.eventLoop.makeSucceededVoidFuture()
+        }
     ) {
         self.onWake = onWake
         self.options = options
@@ -46,7 +49,11 @@ final class ConnectionPool: Sendable {
     }
 
     /// The server's connection, opened if needed. Fails at once while the server is backing off.
-    func connection(to index: Int) async throws(GearmanError) -> GearmanConnection {
+    ///
+    /// The connect and set-up run on the event loop, apart from any caller: a caller that is
+    /// cancelled or runs out of time (`deadline`) stops waiting, and the others, and the next
+    /// caller, still get the connection.
+    func connection(to index: Int, deadline: NIODeadline? = nil) async throws(GearmanError) -> GearmanConnection {
         let address = options.servers[index]
         enum Step {
             case ready(GearmanConnection)
@@ -76,43 +83,96 @@ final class ConnectionPool: Sendable {
                 "\(address) failed recently; next attempt in \(remaining.nanoseconds / 1_000_000) ms",
                 server: address.description)
         case .wait(let future):
-            do {
-                return try await future.get()
-            } catch let error as GearmanError {
-                throw error
-            } catch {
-                throw GearmanError(.connectionFailed, "\(error)", server: address.description)
-            }
+            return try await Self.wait(for: future, deadline: deadline, server: address.description)
         case .connect(let promise):
-            do throws(GearmanError) {
-                var wake: (@Sendable () -> Void)?
-                if let onWake = self.onWake {
-                    wake = { onWake(index) }
+            open(index, completing: promise)
+            return try await Self.wait(for: promise.futureResult, deadline: deadline, server: address.description)
+        }
+    }
+
+    /// Connects to server `index`, sets the connection up, and records the outcome.
+    private func open(_ index: Int, completing promise: EventLoopPromise<GearmanConnection>) {
+        let address = options.servers[index]
+        var wake: (@Sendable () -> Void)?
+        if let onWake = self.onWake {
+            wake = { onWake(index) }
+        }
+        let setUp = self.setUp
+        GearmanConnection.connect(to: address, options: options, eventLoopGroup: eventLoopGroup, onWake: wake, logger: logger)
+            .flatMap { connection in
+                setUp(connection).map { connection }.flatMapErrorThrowing { error in
+                    // A connection whose set-up failed (e.g. its OPTION_REQ was refused) is not used.
+                    connection.close()
+                    throw error
                 }
-                let connection = try await GearmanConnection.connect(
-                    to: address, options: options, eventLoopGroup: eventLoopGroup, onWake: wake, logger: logger)
-                try await setUp(connection)
-                states.withLockedValue { states in
-                    states[index].connection = connection
-                    states[index].connecting = nil
-                    states[index].failures = 0
-                    states[index].retryAt = nil
-                }
-                promise.succeed(connection)
-                logger.debug("connected", metadata: ["gearman.server": "\(address)"])
-                return connection
-            } catch {
-                let delay = recordFailure(index)
-                logger.info(
-                    "connection failed",
-                    metadata: [
-                        "gearman.server": "\(address)", "error": "\(error.message)",
-                        "retry_in_ms": "\(delay.nanoseconds / 1_000_000)",
-                    ])
-                states.withLockedValue { $0[index].connecting = nil }
-                promise.fail(error)
-                throw error
             }
+            .whenComplete { [self] result in
+                switch result {
+                case .success(let connection):
+                    let isShutDown = self.isShutDown
+                    let stored = states.withLockedValue { states -> Bool in
+                        states[index].connecting = nil
+                        // Checked under the lock `shutdown` takes, so no connection outlives it.
+                        if isShutDown.withLockedValue({ $0 }) { return false }
+                        states[index].connection = connection
+                        states[index].failures = 0
+                        states[index].retryAt = nil
+                        return true
+                    }
+                    if stored {
+                        logger.debug("connected", metadata: ["gearman.server": "\(address)"])
+                        promise.succeed(connection)
+                    } else {
+                        connection.close()
+                        promise.fail(GearmanError(.shutDown, "the client was shut down"))
+                    }
+                case .failure(let error):
+                    var failure =
+                        error as? GearmanError
+                        ?? GearmanError(.connectionFailed, "\(error)", server: address.description, underlying: error)
+                    if failure.code != .serverError {
+                        // A set-up that timed out or lost its connection: the server is not usable.
+                        failure = GearmanError(
+                            .connectionFailed, "cannot set up \(address): \(failure.message)", server: address.description,
+                            underlying: failure)
+                    }
+                    let delay = recordFailure(index)
+                    states.withLockedValue { $0[index].connecting = nil }
+                    logger.info(
+                        "connection failed",
+                        metadata: [
+                            "gearman.server": "\(address)", "error": "\(failure.message)",
+                            "retry_in_ms": "\(delay.nanoseconds / 1_000_000)",
+                        ])
+                    promise.fail(failure)
+                }
+            }
+    }
+
+    /// Waits for `future`, or until `deadline`, or until the task is cancelled; only the waiting
+    /// stops, not the work behind the future.
+    static func wait<Value: Sendable>(
+        for future: EventLoopFuture<Value>, deadline: NIODeadline?, server: String
+    ) async throws(GearmanError) -> Value {
+        let eventLoop = future.eventLoop
+        let waiter = eventLoop.makePromise(of: Value.self)
+        future.cascade(to: waiter)
+        if let deadline {
+            let timer = eventLoop.scheduleTask(deadline: deadline) {
+                waiter.fail(GearmanError(.timeout, "no connection to \(server) before the deadline", server: server))
+            }
+            waiter.futureResult.whenComplete { _ in timer.cancel() }
+        }
+        do {
+            return try await withTaskCancellationHandler {
+                try await waiter.futureResult.get()
+            } onCancel: {
+                waiter.fail(GearmanError(.cancelled, "the waiting task was cancelled"))
+            }
+        } catch let error as GearmanError {
+            throw error
+        } catch {
+            throw GearmanError(.connectionFailed, "\(error)", server: server, underlying: error)
         }
     }
 
@@ -143,11 +203,28 @@ final class ConnectionPool: Sendable {
         }
     }
 
+    /// The delay until server `index` leaves its backoff (zero if it may be tried now).
+    func timeUntilNextAttempt(_ index: Int) -> TimeAmount {
+        states.withLockedValue { states in
+            guard let retryAt = states[index].retryAt else { return .zero }
+            let now = NIODeadline.now()
+            return retryAt > now ? retryAt - now : .zero
+        }
+    }
+
+    /// The server's open connection, if there is one (no connect attempt).
+    func currentConnection(to index: Int) -> GearmanConnection? {
+        states.withLockedValue { states in
+            states[index].connection.flatMap { $0.isActive ? $0 : nil }
+        }
+    }
+
     /// Closes every connection; later calls fail with `.shutDown`.
     func shutdown() {
-        isShutDown.withLockedValue { $0 = true }
         let connections = states.withLockedValue { states in
-            states.compactMap(\.connection)
+            isShutDown.withLockedValue { $0 = true }
+            defer { for index in states.indices { states[index].connection = nil } }
+            return states.compactMap(\.connection)
         }
         for connection in connections {
             connection.close()

@@ -11,6 +11,12 @@ import NIOCore
 /// request — except JOB_NOT_FOUND, which only ever answers a WORK_* packet (which expects no reply)
 /// and so must not be matched against the queue.
 ///
+/// A foreground submission whose job this connection already listens to is not sent again: it
+/// joins the job here. gearmand attaches a connection to a job once per submission and then sends
+/// every WORK_* once per attachment (PROTOCOL c.12), so a second submission of one unique on one
+/// connection would duplicate every event; joining locally is what the server would have done,
+/// without the copies.
+///
 /// Generic over the request and listener tokens so tests can use plain values.
 struct ConnectionStateMachine<Request: AnyObject, Listener: AnyObject> {
     enum Expectation: Equatable {
@@ -47,9 +53,20 @@ struct ConnectionStateMachine<Request: AnyObject, Listener: AnyObject> {
         }
     }
 
+    /// What a foreground submission does: go to the server, or join a job this connection
+    /// already has (or is about to have) with the same function and unique.
+    enum SubmitDecision: Equatable {
+        case send
+        /// The job is known: answer the request with this handle, the listener is subscribed.
+        case joined(handle: ByteBuffer)
+        /// The same job's JOB_CREATED is still awaited; the request is answered with it.
+        case waitingForCreation
+    }
+
     enum Action {
-        case succeed(Request, Reply)
-        case fail(Request, GearmanError)
+        /// Answer the requests (more than one when submissions joined a pending one).
+        case succeed([Request], Reply)
+        case fail([Request], GearmanError)
         /// Deliver a job event; a final event also ends the listeners' subscriptions.
         case deliver(JobEvent, handle: ByteBuffer, to: [Listener])
         /// The server woke this (worker) connection.
@@ -65,10 +82,23 @@ struct ConnectionStateMachine<Request: AnyObject, Listener: AnyObject> {
         var expectation: Expectation
         var request: Request?  // nil once abandoned
         var listener: Listener?
+        /// For a foreground submission: the job it coalesces on, if any.
+        var key: JobKey?
+        /// Foreground submissions of the same job that joined this one instead of being sent.
+        var joined: [(request: Request, listener: Listener)] = []
+
+        /// Everyone still waiting for this reply.
+        var requests: [Request] {
+            (request.map { [$0] } ?? []) + joined.map(\.request)
+        }
     }
 
     private var pending = Deque<Pending>()
     private var listeners: [ByteBuffer: [Listener]] = [:]
+    /// Jobs the server attached this connection to, by coalescing key, until their final event
+    /// (also when nobody listens any more: the server's attachment stays).
+    private var attachedJobs: [JobKey: ByteBuffer] = [:]
+    private var keysByHandle: [ByteBuffer: JobKey] = [:]
     private var adminLines: [String] = []
     private(set) var isClosed = false
 
@@ -82,14 +112,40 @@ struct ConnectionStateMachine<Request: AnyObject, Listener: AnyObject> {
         pending.append(Pending(expectation: expectation, request: request, listener: listener))
     }
 
+    /// A foreground submission with its listener: sent, or joined to the same job on this connection.
+    /// - Parameter key: the job's coalescing key; nil when the submission cannot coalesce.
+    mutating func foregroundSubmitted(key: JobKey?, request: Request, listener: Listener) -> SubmitDecision {
+        precondition(!isClosed, "request sent on a closed connection")
+        if let key {
+            if let handle = attachedJobs[key] {
+                listeners[handle, default: []].append(listener)
+                return .joined(handle: handle)
+            }
+            if let index = pending.lastIndex(where: { $0.key == key }) {
+                pending[index].joined.append((request, listener))
+                return .waitingForCreation
+            }
+        }
+        pending.append(Pending(expectation: .jobCreated, request: request, listener: listener, key: key))
+        return .send
+    }
+
     /// The caller stopped waiting (cancelled or timed out). Its reply is still consumed when it
     /// comes, but nobody hears of it.
     /// - Returns: true if it was still waiting, so the caller fails it.
     mutating func abandon(_ request: Request) -> Bool {
-        guard let index = pending.firstIndex(where: { $0.request === request }) else { return false }
-        pending[index].request = nil
-        pending[index].listener = nil
-        return true
+        for index in pending.indices {
+            if pending[index].request === request {
+                pending[index].request = nil
+                pending[index].listener = nil
+                return true
+            }
+            if let position = pending[index].joined.firstIndex(where: { $0.request === request }) {
+                pending[index].joined.remove(at: position)
+                return true
+            }
+        }
+        return false
     }
 
     /// Stops delivering a job's events to `listener`.
@@ -137,7 +193,12 @@ struct ConnectionStateMachine<Request: AnyObject, Listener: AnyObject> {
             return event(.status(numerator: numerator, denominator: denominator), handle: handle)
         case .workComplete(let handle, let payload):
             return event(.complete(payload), handle: handle)
-        case .workFail(let handle):
+        case .workFail(var handle):
+            // gearmand turns a WORK_EXCEPTION into WORK_FAIL for clients without the `exceptions`
+            // option and then sends the handle with a trailing NUL (PROTOCOL c.11).
+            if handle.readableBytes > 0, handle.getInteger(at: handle.writerIndex - 1, as: UInt8.self) == 0 {
+                handle.moveWriterIndex(to: handle.writerIndex - 1)
+            }
             return event(.fail, handle: handle)
         case .workException(let handle, let payload):
             return event(.exception(payload), handle: handle)
@@ -148,8 +209,9 @@ struct ConnectionStateMachine<Request: AnyObject, Listener: AnyObject> {
                 return .unmatchedError(code: codeText, text: message)
             }
             let head = pending.removeFirst()
-            guard let request = head.request else { return .none }
-            return .fail(request, GearmanError(.serverError, message, serverCode: codeText))
+            let requests = head.requests
+            guard !requests.isEmpty else { return .none }
+            return .fail(requests, GearmanError(.serverError, message, serverCode: codeText))
         case .canDo, .cantDo, .resetAbilities, .preSleep, .grabJob, .grabJobUnique, .grabJobAll, .canDoTimeout,
             .allYours, .submitJob, .submitJobEpoch, .submitJobSched, .submitReduceJob, .getStatus, .getStatusUnique,
             .optionRequest, .echoRequest, .setClientID, .unused:
@@ -167,14 +229,27 @@ struct ConnectionStateMachine<Request: AnyObject, Listener: AnyObject> {
                         + (pending.first.map { " while waiting for \($0.expectation)" } ?? " with no request pending")))
         }
         pending.removeFirst()
-        if let handle, let listener = head.listener {
-            listeners[ByteBuffer(buffer: handle), default: []].append(listener)
+        if let handle {
+            let handle = ByteBuffer(buffer: handle)
+            let subscribing = (head.listener.map { [$0] } ?? []) + head.joined.map(\.listener)
+            if !subscribing.isEmpty {
+                listeners[handle, default: []].append(contentsOf: subscribing)
+            }
+            // Even when abandoned, a foreground submission attached this connection to the job.
+            if let key = head.key {
+                attachedJobs[key] = handle
+                keysByHandle[handle] = key
+            }
         }
-        guard let request = head.request else { return .none }
-        return .succeed(request, .packet(packet))
+        let requests = head.requests
+        guard !requests.isEmpty else { return .none }
+        return .succeed(requests, .packet(packet))
     }
 
     private mutating func event(_ event: JobEvent, handle: ByteBuffer) -> Action {
+        if event.isFinal, let key = keysByHandle.removeValue(forKey: handle) {
+            attachedJobs[key] = nil
+        }
         let subscribed = event.isFinal ? listeners.removeValue(forKey: handle) : listeners[handle]
         guard let subscribed, !subscribed.isEmpty else { return .none }
         return .deliver(event, handle: handle, to: subscribed)
@@ -188,19 +263,19 @@ struct ConnectionStateMachine<Request: AnyObject, Listener: AnyObject> {
         case .adminLine:
             pending.removeFirst()
             guard let request = head.request else { return .none }
-            return .succeed(request, .text([line]))
+            return .succeed([request], .text([line]))
         case .adminList:
             if adminLines.isEmpty && line.hasPrefix("ERR ") {
                 pending.removeFirst()
                 guard let request = head.request else { return .none }
-                return .succeed(request, .text([line]))
+                return .succeed([request], .text([line]))
             }
             if line == "." {
                 pending.removeFirst()
                 let lines = adminLines
                 adminLines.removeAll()
                 guard let request = head.request else { return .none }
-                return .succeed(request, .text(lines))
+                return .succeed([request], .text(lines))
             }
             adminLines.append(line)
             return .none
@@ -213,13 +288,40 @@ struct ConnectionStateMachine<Request: AnyObject, Listener: AnyObject> {
     /// The connection is gone: every waiting request and every listener hears of it.
     mutating func closed(_ error: GearmanError) -> (requests: [Request], listeners: [(ByteBuffer, Listener)]) {
         isClosed = true
-        let requests = pending.compactMap(\.request)
+        let requests = pending.flatMap(\.requests)
         var orphaned: [(ByteBuffer, Listener)] = []
         for (handle, list) in listeners {
             for listener in list { orphaned.append((handle, listener)) }
         }
         pending.removeAll()
         listeners.removeAll()
+        attachedJobs.removeAll()
+        keysByHandle.removeAll()
         return (requests, orphaned)
+    }
+}
+
+/// What a server coalesces foreground jobs on: (function, unique), or (function, payload) for the
+/// unique `-` (PROTOCOL a.3).
+struct JobKey: Hashable, Sendable {
+    var function: ByteBuffer
+    var unique: ByteBuffer
+    var byPayload: Bool
+
+    /// The key of a submission, or nil when the server would not coalesce it.
+    init?(function: ByteBuffer, unique: ByteBuffer, payload: ByteBuffer) {
+        if unique.readableBytes == 0 { return nil }
+        if unique.readableBytes == 1 && unique.getInteger(at: unique.readerIndex, as: UInt8.self) == UInt8(ascii: "-") {
+            if payload.readableBytes == 0 { return nil }
+            self.init(function: function, unique: payload, byPayload: true)
+        } else {
+            self.init(function: function, unique: unique, byPayload: false)
+        }
+    }
+
+    init(function: ByteBuffer, unique: ByteBuffer, byPayload: Bool) {
+        self.function = function
+        self.unique = unique
+        self.byPayload = byPayload
     }
 }

@@ -49,15 +49,17 @@ public final class GearmanClient: Sendable {
         let exceptions = configuration.exceptions
         self.pool = ConnectionPool(
             options: configuration.connection, eventLoopGroup: eventLoopGroup, logger: logger,
-            setUp: { connection throws(GearmanError) in
-                guard exceptions else { return }
-                _ = try await connection.request(
+            setUp: { connection in
+                guard exceptions else { return connection.channel.eventLoop.makeSucceededVoidFuture() }
+                return connection.requestFuture(
                     .packet(.optionRequest(name: ByteBuffer(string: "exceptions"))), expecting: .option,
-                    timeout: configuration.connection.connectTimeout)
+                    timeout: configuration.connection.connectTimeout
+                ).map { _ in }
             })
     }
 
-    /// Closes every connection. Waiting calls fail with `.connectionClosed`, later calls with `.shutDown`.
+    /// Closes every connection. Waiting calls fail with `.connectionClosed` (a foreground job that
+    /// would be resubmitted after a lost server with `.shutDown`), later calls with `.shutDown`.
     public func shutdown() {
         pool.shutdown()
     }
@@ -113,7 +115,7 @@ public final class GearmanClient: Sendable {
         try await withServer(for: submission.unique, deadline: deadline) { connection throws(GearmanError) in
             let sink = JobEventSink()
             let reply = try await connection.request(
-                .packet(submission.packet), expecting: .jobCreated, listener: sink,
+                .packet(submission.packet), expecting: .jobCreated, listener: sink, jobKey: submission.jobKey,
                 timeout: deadline.map { Self.remaining(until: $0) })
             guard case .packet(.jobCreated(let handle)) = reply else {
                 throw GearmanError(.protocolViolation, "expected JOB_CREATED", server: connection.address.description)
@@ -180,9 +182,11 @@ public final class GearmanClient: Sendable {
         guard let index = configuration.connection.servers.firstIndex(of: handle.server) else {
             throw GearmanError(.invalidArgument, "\(handle.server) is not one of the client's servers")
         }
-        let connection = try await pool.connection(to: index)
+        let deadline = timeout.map { NIODeadline.now() + .nanoseconds($0.nanoseconds) }
+        let connection = try await pool.connection(to: index, deadline: deadline)
         let reply = try await connection.request(
-            .packet(.getStatus(handle: ByteBuffer(string: handle.handle))), expecting: .status, timeout: timeout)
+            .packet(.getStatus(handle: ByteBuffer(string: handle.handle))), expecting: .status,
+            timeout: deadline.map { Self.remaining(until: $0) })
         guard case .packet(.statusResponse(_, let known, let running, let numerator, let denominator)) = reply else {
             throw GearmanError(.protocolViolation, "expected STATUS_RES", server: handle.server.description)
         }
@@ -272,7 +276,7 @@ public final class GearmanClient: Sendable {
             for index in serverOrder(for: unique) {
                 if Task.isCancelled { throw GearmanError(.cancelled, "the waiting task was cancelled") }
                 do throws(GearmanError) {
-                    let connection = try await pool.connection(to: index)
+                    let connection = try await pool.connection(to: index, deadline: deadline)
                     return try await body(connection)
                 } catch {
                     guard error.code == .connectionFailed || error.code == .connectionClosed else { throw error }

@@ -1,5 +1,6 @@
 import GearmanProtocol
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -18,10 +19,12 @@ final class GearmanConnection: Sendable {
     var isActive: Bool { channel.isActive }
 
     /// Opens a connection and, when configured, sends SET_CLIENT_ID.
+    ///
+    /// Future-based, so the connect goes on (and its result is kept) whoever stops waiting for it.
     static func connect(
         to address: GearmanServerAddress, options: GearmanConnectionOptions, eventLoopGroup: any EventLoopGroup,
         onWake: (@Sendable () -> Void)? = nil, logger: Logger
-    ) async throws(GearmanError) -> GearmanConnection {
+    ) -> EventLoopFuture<GearmanConnection> {
         let server = address.description
         let limits = GearmanFrameDecoder.Limits(maxPacketSize: options.maxPacketSize)
         let bootstrap = ClientBootstrap(group: eventLoopGroup)
@@ -35,28 +38,30 @@ final class GearmanConnection: Sendable {
                         GearmanConnectionHandler(server: server, onWake: onWake, logger: logger))
                 }
             }
-        let channel: any Channel
-        do {
-            channel = try await bootstrap.connect(host: address.host, port: address.port).get()
-        } catch {
-            throw GearmanError(
-                .connectionFailed, "cannot connect to \(server): \(error)", server: server,
-                underlying: error)
-        }
-        let handler: NIOLoopBound<GearmanConnectionHandler>
-        do {
-            handler = try await channel.eventLoop.submit {
-                NIOLoopBound(try channel.pipeline.syncOperations.handler(type: GearmanConnectionHandler.self), eventLoop: channel.eventLoop)
-            }.get()
-        } catch {
-            channel.close(promise: nil)
-            throw GearmanError(.connectionFailed, "connection to \(server) closed during set-up", server: server)
-        }
-        let connection = GearmanConnection(address: address, channel: channel, handler: handler)
-        if let clientID = options.clientID {
-            connection.send(.setClientID(id: ByteBuffer(string: clientID)))
-        }
-        return connection
+        let clientID = options.clientID
+        return bootstrap.connect(host: address.host, port: address.port)
+            .flatMapErrorThrowing { error in
+                throw GearmanError(
+                    .connectionFailed, "cannot connect to \(server): \(error)", server: server, underlying: error)
+            }
+            .flatMap { channel in
+                // The connect future completes on the channel's own loop.
+                channel.eventLoop.makeCompletedFuture {
+                    let handler: GearmanConnectionHandler
+                    do {
+                        handler = try channel.pipeline.syncOperations.handler(type: GearmanConnectionHandler.self)
+                    } catch {
+                        channel.close(promise: nil)
+                        throw GearmanError(.connectionFailed, "connection to \(server) closed during set-up", server: server)
+                    }
+                    let connection = GearmanConnection(
+                        address: address, channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+                    if let clientID {
+                        connection.send(.setClientID(id: ByteBuffer(string: clientID)))
+                    }
+                    return connection
+                }
+            }
     }
 
     /// Sends a packet that expects no reply.
@@ -64,33 +69,57 @@ final class GearmanConnection: Sendable {
         channel.writeAndFlush(OutboundMessage(body: .packet(packet)), promise: nil)
     }
 
+    /// Sends a packet that expects no reply and waits until it was handed to the socket, so a
+    /// connection closed right afterwards (a worker stopping) doesn't drop it.
+    /// - Returns: false when the connection was gone before the packet could be written.
+    @discardableResult
+    func sendAndWait(_ packet: GearmanPacket) async -> Bool {
+        do {
+            try await channel.writeAndFlush(OutboundMessage(body: .packet(packet))).get()
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Requests waiting for their reply and listeners subscribed to job events: what the
+    /// connection still keeps track of (for diagnostics and tests).
+    func bookkeeping() async -> (pendingRequests: Int, listeners: Int) {
+        let handler = self.handler
+        return (try? await channel.eventLoop.submit { handler.value.bookkeeping }.get()) ?? (0, 0)
+    }
+
     /// Sends a request and waits for its reply.
     /// - Parameters:
     ///   - listener: for a foreground submission, subscribed to the job's events when JOB_CREATED arrives.
+    ///   - jobKey: for a foreground submission, the job it coalesces on (see `ConnectionStateMachine`).
     ///   - timeout: how long to wait; nil waits until the reply or the connection's end.
     func request(
         _ body: OutboundMessage.Body, expecting expectation: ResponseExpectation, listener: JobEventSink? = nil,
-        timeout: Duration? = nil
+        jobKey: JobKey? = nil, timeout: Duration? = nil
     ) async throws(GearmanError) -> ConnectionReply {
+        try await reply(to: start(body, expecting: expectation, listener: listener, jobKey: jobKey, timeout: timeout))
+    }
+
+    /// Sends a request unless `isSet(flag)` holds; the flag is read and the write queued under the
+    /// flag's lock, so a flag set under that lock (a worker stopping) and this request are in a
+    /// definite order.
+    /// - Returns: nil when the flag was set and nothing was sent.
+    func request<Guard: Sendable>(
+        _ body: OutboundMessage.Body, expecting expectation: ResponseExpectation, timeout: Duration?,
+        unless flag: NIOLockedValueBox<Guard>, _ isSet: @Sendable (Guard) -> Bool
+    ) async throws(GearmanError) -> ConnectionReply? {
+        let request = flag.withLockedValue { value -> PendingRequest? in
+            isSet(value) ? nil : start(body, expecting: expectation, listener: nil, jobKey: nil, timeout: timeout)
+        }
+        guard let request else { return nil }
+        return try await reply(to: request)
+    }
+
+    /// Waits for a started request's reply; cancellation abandons it.
+    private func reply(to request: PendingRequest) async throws(GearmanError) -> ConnectionReply {
         let eventLoop = channel.eventLoop
-        let request = PendingRequest(promise: eventLoop.makePromise())
-        let writePromise = eventLoop.makePromise(of: Void.self)
-        writePromise.futureResult.whenFailure { [request, server = address.description] error in
-            request.promise.fail(
-                error as? GearmanError
-                    ?? GearmanError(.connectionClosed, "cannot send: \(error)", server: server))
-        }
-        channel.writeAndFlush(
-            OutboundMessage(body: body, expectation: expectation, request: request, listener: listener),
-            promise: writePromise)
         let handler = self.handler
-        let timer = timeout.map { timeout in
-            eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) { [server = address.description] in
-                handler.value.abandon(
-                    request, error: GearmanError(.timeout, "no reply within \(timeout)", server: server))
-            }
-        }
-        defer { timer?.cancel() }
         do {
             return try await withTaskCancellationHandler {
                 try await request.promise.futureResult.get()
@@ -104,6 +133,33 @@ final class GearmanConnection: Sendable {
         } catch {
             throw GearmanError(.connectionClosed, "\(error)", server: address.description)
         }
+    }
+
+    /// ``request(_:expecting:listener:jobKey:timeout:)`` for callers that are not tasks (connection set-up).
+    func requestFuture(
+        _ body: OutboundMessage.Body, expecting expectation: ResponseExpectation, timeout: Duration?
+    ) -> EventLoopFuture<ConnectionReply> {
+        start(body, expecting: expectation, listener: nil, jobKey: nil, timeout: timeout).promise.futureResult
+    }
+
+    /// Writes a request; its promise completes with the reply, the connection's end, or the timeout.
+    private func start(
+        _ body: OutboundMessage.Body, expecting expectation: ResponseExpectation, listener: JobEventSink?,
+        jobKey: JobKey?, timeout: Duration?
+    ) -> PendingRequest {
+        let eventLoop = channel.eventLoop
+        let request = PendingRequest(promise: eventLoop.makePromise())
+        let writePromise = eventLoop.makePromise(of: Void.self)
+        writePromise.futureResult.whenFailure { [request, server = address.description] error in
+            request.promise.fail(
+                error as? GearmanError
+                    ?? GearmanError(.connectionClosed, "cannot send: \(error)", server: server))
+        }
+        channel.writeAndFlush(
+            OutboundMessage(
+                body: body, expectation: expectation, request: request, listener: listener, jobKey: jobKey, timeout: timeout),
+            promise: writePromise)
+        return request
     }
 
     /// Sends one admin line and returns the reply's lines (without the closing `.` of a list).

@@ -13,6 +13,11 @@ struct OutboundMessage {
     var expectation: ResponseExpectation?
     var request: PendingRequest?
     var listener: JobEventSink?
+    /// For a foreground submission: the job it coalesces on, if any.
+    var jobKey: JobKey?
+    /// How long the request may wait for its reply. The timer starts once the request is
+    /// registered, so it can never fire before the request is known.
+    var timeout: Duration?
 }
 
 /// Runs a connection's `ConnectionStateMachine`: writes requests, matches replies, routes job
@@ -45,6 +50,31 @@ final class GearmanConnectionHandler: ChannelDuplexHandler {
             promise?.fail(error)
             return
         }
+        var isWaitingForCreation = false
+        if let request = message.request, let listener = message.listener, message.expectation == .jobCreated {
+            switch machine.foregroundSubmitted(key: message.jobKey, request: request, listener: listener) {
+            case .send:
+                break
+            case .joined(let handle):
+                request.promise.succeed(.packet(.jobCreated(handle: handle)))
+                promise?.succeed()
+                return
+            case .waitingForCreation:
+                isWaitingForCreation = true
+            }
+        } else if let expectation = message.expectation, let request = message.request {
+            machine.requestSent(expectation, request: request, listener: message.listener)
+        }
+        if let request = message.request, let timeout = message.timeout {
+            let timer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(timeout.nanoseconds)) { [self] in
+                self.abandon(request, error: GearmanError(.timeout, "no reply within \(timeout)", server: server))
+            }
+            request.promise.futureResult.whenComplete { _ in timer.cancel() }
+        }
+        if isWaitingForCreation {
+            promise?.succeed()
+            return
+        }
         var buffer = context.channel.allocator.buffer(capacity: 64)
         var tail: ByteBuffer?
         switch message.body {
@@ -53,9 +83,6 @@ final class GearmanConnectionHandler: ChannelDuplexHandler {
         case .text(let line):
             buffer.writeString(line)
             buffer.writeString("\r\n")
-        }
-        if let expectation = message.expectation, let request = message.request {
-            machine.requestSent(expectation, request: request, listener: message.listener)
         }
         if let tail {
             context.write(wrapOutboundOut(buffer), promise: nil)
@@ -101,6 +128,10 @@ final class GearmanConnectionHandler: ChannelDuplexHandler {
 
     // MARK: Calls from the connection (on the event loop)
 
+    var bookkeeping: (pendingRequests: Int, listeners: Int) {
+        (machine.pendingCount, machine.listenerCount)
+    }
+
     /// The caller gave up waiting; its reply will be dropped.
     func abandon(_ request: PendingRequest, error: GearmanError) {
         if machine.abandon(request) {
@@ -119,11 +150,15 @@ final class GearmanConnectionHandler: ChannelDuplexHandler {
 
     private func run(_ action: ConnectionStateMachine<PendingRequest, JobEventSink>.Action, context: ChannelHandlerContext) {
         switch action {
-        case .succeed(let request, let reply):
-            request.promise.succeed(reply)
-        case .fail(let request, var error):
+        case .succeed(let requests, let reply):
+            for request in requests {
+                request.promise.succeed(reply)
+            }
+        case .fail(let requests, var error):
             error.server = server
-            request.promise.fail(error)
+            for request in requests {
+                request.promise.fail(error)
+            }
         case .deliver(let event, let handle, let listeners):
             deliver(event, handle: handle, to: listeners)
         case .wake:

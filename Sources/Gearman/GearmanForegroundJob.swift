@@ -25,15 +25,21 @@ public struct GearmanForegroundJob: Sendable {
     }
 
     /// The job's events; the last is `.completed`. A failure or exception ends it by throwing.
+    /// Iterate it once, from one task.
     public var events: Events { Events(job: self) }
 
     /// Waits for the job's result, ignoring intermediate events.
+    ///
+    /// A job's events can be consumed once: call this or iterate ``events``, not both.
     public func result() async throws(GearmanError) -> ByteBuffer {
         var iterator = events.makeAsyncIterator()
         while let event = try await iterator.next() {
             if case .completed(let result) = event { return result }
         }
-        throw GearmanError(.cancelled, "the waiting task was cancelled", jobHandle: handle.handle)
+        if Task.isCancelled {
+            throw GearmanError(.cancelled, "the waiting task was cancelled", jobHandle: handle.handle)
+        }
+        throw GearmanError(.invalidArgument, "the job's events were already consumed", jobHandle: handle.handle)
     }
 
     public struct Events: AsyncSequence, Sendable {

@@ -58,6 +58,11 @@ struct JobSubmission: Sendable {
         return .submitJob(function: function, unique: unique, payload: payload, priority: priority, background: background)
     }
 
+    /// What the server coalesces this job on, if anything.
+    var jobKey: JobKey? {
+        JobKey(function: ByteBuffer(string: function), unique: ByteBuffer(string: unique), payload: payload)
+    }
+
     func validate() throws(GearmanError) {
         for (name, value) in [("function", function), ("unique", unique), ("reducer", reducer ?? "")]
         where value.utf8.contains(0) {

@@ -22,7 +22,8 @@ public import ServiceLifecycle
 /// ```
 public final class GearmanWorker: Service, Sendable {
     /// A job handler: returns the result (WORK_COMPLETE), throws ``GearmanJobException``
-    /// (WORK_EXCEPTION) or any other error (WORK_FAIL).
+    /// (WORK_EXCEPTION) or any other error (WORK_FAIL). A handler that throws because the worker's
+    /// task was cancelled sends nothing: the server requeues the job when the connection closes.
     public typealias Handler = @Sendable (GearmanJob) async throws -> ByteBuffer
 
     public struct Configuration: Sendable {
@@ -48,10 +49,13 @@ public final class GearmanWorker: Service, Sendable {
 
     public let configuration: Configuration
     private let logger: Logger
-    private let pool: ConnectionPool
+    let pool: ConnectionPool
     private let registrations: NIOLockedValueBox<[String: Registration]>
     private let wakeSignals: [WakeSignal]
     private let isStopping = NIOLockedValueBox(false)
+
+    /// Graceful shutdown began: no new jobs are taken.
+    var isShuttingDown: Bool { isStopping.withLockedValue { $0 } }
 
     public init(
         configuration: Configuration, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -70,6 +74,7 @@ public final class GearmanWorker: Service, Sendable {
                 for (function, registration) in registrations.withLockedValue({ $0 }).sorted(by: { $0.key < $1.key }) {
                     connection.send(Self.registrationPacket(function: function, timeout: registration.timeout))
                 }
+                return connection.channel.eventLoop.makeSucceededVoidFuture()
             })
     }
 
@@ -78,6 +83,9 @@ public final class GearmanWorker: Service, Sendable {
     /// - Parameters:
     ///   - timeout: sent as CAN_DO_TIMEOUT: the server takes the job back (and counts a retry) if
     ///     the result doesn't arrive in time. Whole milliseconds; under a second counts as a second.
+    ///     gearmand keeps one such timer per connection and drops it when the connection sends
+    ///     PRE_SLEEP, which a worker with free slots does while a job runs: with gearmand, rely on
+    ///     it only with `concurrency` 1.
     public func register(function: String, timeout: Duration? = nil, handler: @escaping Handler) {
         registrations.withLockedValue { $0[function] = Registration(timeout: timeout, handler: handler) }
     }
@@ -115,28 +123,40 @@ public final class GearmanWorker: Service, Sendable {
         let signal = wakeSignals[index]
         await withDiscardingTaskGroup { jobs in
             var waiter = signal.makeWaiter()
+            var watched: ObjectIdentifier?
             while !stopping {
                 let connection: GearmanConnection
                 do {
                     connection = try await pool.connection(to: index)
                 } catch {
-                    // Wait out the backoff (or a stop), then try again.
-                    let delay = max(pool.timeUntilNextAttempt(), .milliseconds(10))
+                    // Wait out this server's backoff (or a stop), then try again.
+                    let delay = max(pool.timeUntilNextAttempt(index), .milliseconds(10))
                     await waiter.wait(upTo: delay, on: pool.eventLoopGroup.any())
                     continue
+                }
+                if watched != ObjectIdentifier(connection) {
+                    // A loop asleep after PRE_SLEEP must hear of a lost connection at once, not
+                    // at the next poll, to reconnect promptly.
+                    watched = ObjectIdentifier(connection)
+                    connection.closeFuture.whenComplete { _ in signal.signal() }
                 }
                 do {
                     try await slots.acquire()
                 } catch {
                     break
                 }
-                if stopping {
-                    slots.release()
-                    break
-                }
                 let reply: ConnectionReply
                 do throws(GearmanError) {
-                    reply = try await connection.request(.packet(.grabJobUnique), expecting: .grab, timeout: .seconds(60))
+                    // The stop flag is checked and the GRAB queued under one lock: once graceful
+                    // shutdown has begun, no GRAB goes out.
+                    guard
+                        let answer = try await connection.request(
+                            .packet(.grabJobUnique), expecting: .grab, timeout: .seconds(60), unless: isStopping, { $0 })
+                    else {
+                        slots.release()
+                        break
+                    }
+                    reply = answer
                 } catch {
                     slots.release()
                     logger.info("lost the server", metadata: ["gearman.server": "\(address)", "error": "\(error.message)"])
@@ -176,18 +196,30 @@ public final class GearmanWorker: Service, Sendable {
         var metadata: Logger.Metadata = ["gearman.job_handle": "\(job.handle)", "gearman.function": "\(job.function)"]
         guard let registration = registrations.withLockedValue({ $0[job.function] }) else {
             logger.warning("job for a function this worker has not registered", metadata: metadata)
-            job.connection.send(.workFail(handle: job.handleBytes))
+            await job.connection.sendAndWait(.workFail(handle: job.handleBytes))
             return
         }
+        let outcome: GearmanPacket
         do {
             let result = try await registration.handler(job)
-            job.connection.send(.workComplete(handle: job.handleBytes, payload: result))
+            outcome = .workComplete(handle: job.handleBytes, payload: result)
         } catch let exception as GearmanJobException {
-            job.connection.send(.workException(handle: job.handleBytes, payload: exception.payload))
+            outcome = .workException(handle: job.handleBytes, payload: exception.payload)
         } catch {
+            if Task.isCancelled {
+                // The worker is being cancelled, not the job failing: send nothing, so the server
+                // requeues the job when the connection closes (PROTOCOL c.6) and another worker
+                // runs it.
+                logger.info("job interrupted by cancellation; the server will requeue it", metadata: metadata)
+                return
+            }
             metadata["error"] = "\(error)"
             logger.info("job failed", metadata: metadata)
-            job.connection.send(.workFail(handle: job.handleBytes))
+            outcome = .workFail(handle: job.handleBytes)
+        }
+        // Wait for the write: a stopping worker closes its connections once its jobs return.
+        if await !job.connection.sendAndWait(outcome) {
+            logger.info("the job's server is gone; its result was not delivered", metadata: metadata)
         }
     }
 }

@@ -94,6 +94,13 @@ struct EmbeddedServerTests {
             let queued = try await client.submit("dr", unique: "2", payload: "", type: .submitJobBackground)
             #expect(try await worker.grab() == .response(.jobAssign, running, "dr", ""))
             await group.triggerGracefulShutdown()
+            // The trigger only starts the stop; draining has begun once the listener refuses.
+            let deadline = ContinuousClock.now + .seconds(5)
+            while ContinuousClock.now < deadline {
+                guard let late = try? await RawClient.connect(host: "127.0.0.1", port: port, label: "late") else { break }
+                await late.close()
+                try await Task.sleep(for: .milliseconds(20))
+            }
             #expect(try await worker.grab() == .noJob, "draining: \(queued) stays queued")
             try await worker.send(RawPacket.request(.workComplete, running, ""))
             #expect(try await client.receive() == .packet(.response(.workComplete, running, "")))

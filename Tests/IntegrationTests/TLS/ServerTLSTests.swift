@@ -257,7 +257,9 @@ struct ServerTLSTests {
             }
             let dropped = ContinuousClock.now - start
             #expect(dropped >= .milliseconds(900), "dropped after \(dropped), before the 1 s deadline")
-            #expect(dropped < .seconds(4), "dropped only after \(dropped)")
+            // Generous: `start` also covers two TLS connections and a job, which take seconds on a
+            // loaded 2-core CI machine running the other suites in parallel.
+            #expect(dropped < .seconds(10), "dropped only after \(dropped)")
             // The survivors are untouched by the deadline.
             #expect(try await worker.adminLine("version") == "OK \(JobServer.version)\n")
             try await runJob(worker: worker, client: client, function: "tls.meanwhile", payload: "still fine")
