@@ -1,4 +1,5 @@
 import GearmanProtocol
+import GearmanTLS
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -16,6 +17,7 @@ final class ConnectionPool: Sendable {
     let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
     private let setUp: @Sendable (GearmanConnection) -> EventLoopFuture<Void>
+    private let tlsContextCache = NIOLockedValueBox<TLSContext?>(nil)
     private let onWake: (@Sendable (_ server: Int) -> Void)?
     private let states: NIOLockedValueBox<[ServerState]>
     private let isShutDown = NIOLockedValueBox(false)
@@ -90,6 +92,23 @@ final class ConnectionPool: Sendable {
         }
     }
 
+    /// The TLS context for `options.tls`, built on first use (it reads the certificate files) and
+    /// shared by every connection.
+    private func tlsContext() throws(GearmanError) -> TLSContext? {
+        guard let configuration = options.tls else { return nil }
+        let result = tlsContextCache.withLockedValue { cached -> Result<TLSContext, GearmanError> in
+            if let cached { return .success(cached) }
+            do {
+                let context = try TLSContext(configuration: configuration)
+                cached = context
+                return .success(context)
+            } catch {
+                return .failure(GearmanError(.invalidArgument, "TLS configuration: \(error)", underlying: error))
+            }
+        }
+        return try result.get()
+    }
+
     /// Connects to server `index`, sets the connection up, and records the outcome.
     private func open(_ index: Int, completing promise: EventLoopPromise<GearmanConnection>) {
         let address = options.servers[index]
@@ -98,7 +117,15 @@ final class ConnectionPool: Sendable {
             wake = { onWake(index) }
         }
         let setUp = self.setUp
-        GearmanConnection.connect(to: address, options: options, eventLoopGroup: eventLoopGroup, onWake: wake, logger: logger)
+        let connecting: EventLoopFuture<GearmanConnection>
+        do {
+            connecting = GearmanConnection.connect(
+                to: address, options: options, eventLoopGroup: eventLoopGroup, tlsContext: try tlsContext(),
+                onWake: wake, logger: logger)
+        } catch {
+            connecting = eventLoopGroup.any().makeFailedFuture(error)
+        }
+        connecting
             .flatMap { connection in
                 setUp(connection).map { connection }.flatMapErrorThrowing { error in
                     // A connection whose set-up failed (e.g. its OPTION_REQ was refused) is not used.

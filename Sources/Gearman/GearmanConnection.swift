@@ -1,8 +1,17 @@
 import GearmanProtocol
+import GearmanTLS
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One connection to one server, shared by every request that goes there.
 final class GearmanConnection: Sendable {
@@ -21,28 +30,36 @@ final class GearmanConnection: Sendable {
     /// Opens a connection and, when configured, sends SET_CLIENT_ID.
     ///
     /// Future-based, so the connect goes on (and its result is kept) whoever stops waiting for it.
+    /// - Parameter tlsContext: wraps the connection in TLS; the server is verified against
+    ///   `options.tls?.serverName`, else the host connected to.
     static func connect(
         to address: GearmanServerAddress, options: GearmanConnectionOptions, eventLoopGroup: any EventLoopGroup,
-        onWake: (@Sendable () -> Void)? = nil, logger: Logger
+        tlsContext: TLSContext? = nil, onWake: (@Sendable () -> Void)? = nil, logger: Logger
     ) -> EventLoopFuture<GearmanConnection> {
         let server = address.description
-        let limits = GearmanFrameDecoder.Limits(maxPacketSize: options.maxPacketSize)
+        // Admin replies (`workers` with many functions) may be long lines.
+        let limits = GearmanFrameDecoder.Limits(maxPacketSize: options.maxPacketSize, maxTextLineLength: 1 << 20)
+        let serverName = options.tls?.serverName ?? address.host
         let bootstrap = ClientBootstrap(group: eventLoopGroup)
             .connectTimeout(.nanoseconds(options.connectTimeout.nanoseconds))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tlsContext {
+                        try channel.pipeline.syncOperations.addHandler(TLSHandler(context: tlsContext, serverName: serverName))
+                    }
                     try channel.pipeline.syncOperations.addHandlers(
                         ByteToMessageHandler(GearmanFrameDecoder(limits: limits)),
-                        GearmanConnectionHandler(server: server, onWake: onWake, logger: logger))
+                        GearmanConnectionHandler(server: server, onWake: onWake, expectsTLS: tlsContext != nil, logger: logger))
                 }
             }
         let clientID = options.clientID
         return bootstrap.connect(host: address.host, port: address.port)
             .flatMapErrorThrowing { error in
                 throw GearmanError(
-                    .connectionFailed, "cannot connect to \(server): \(error)", server: server, underlying: error)
+                    .connectionFailed, "cannot connect to \(server): \(Self.describe(error))", server: server,
+                    underlying: error)
             }
             .flatMap { channel in
                 // The connect future completes on the channel's own loop.
@@ -56,12 +73,40 @@ final class GearmanConnection: Sendable {
                     }
                     let connection = GearmanConnection(
                         address: address, channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
-                    if let clientID {
-                        connection.send(.setClientID(id: ByteBuffer(string: clientID)))
+                    return (connection, handler.ready!.futureResult)
+                }
+                .flatMap { (connection: GearmanConnection, ready: EventLoopFuture<Void>) in
+                    // With TLS, the connection is usable once the handshake has finished.
+                    ready.flatMapErrorThrowing { error in
+                        connection.close()
+                        let message = (error as? GearmanError)?.message ?? "\(error)"
+                        throw GearmanError(.connectionFailed, message, server: server, underlying: error)
                     }
-                    return connection
+                    .map {
+                        if let clientID {
+                            connection.send(.setClientID(id: ByteBuffer(string: clientID)))
+                        }
+                        return connection
+                    }
                 }
             }
+    }
+
+    /// NIO's connect errors, shortened to what a person needs ("Connection refused").
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? NIOConnectionError {
+            if let failure = error.connectionErrors.first {
+                return describe(failure.error)
+            }
+            if let dns = error.dnsAAAAError ?? error.dnsAError { return "cannot resolve the host name (\(dns))" }
+        }
+        if let error = error as? IOError {
+            return String(cString: strerror(error.errnoCode))
+        }
+        if error is ChannelError, case .connectTimeout = error as! ChannelError {
+            return "timed out"
+        }
+        return "\(error)"
     }
 
     /// Sends a packet that expects no reply.

@@ -1,4 +1,5 @@
 import GearmanProtocol
+import GearmanTLS
 import Logging
 import NIOCore
 
@@ -33,10 +34,35 @@ final class GearmanConnectionHandler: ChannelDuplexHandler {
     private let onWake: (@Sendable () -> Void)?
     private let logger: Logger
 
-    init(server: String, onWake: (@Sendable () -> Void)?, logger: Logger) {
+    private let expectsTLS: Bool
+    /// Completed when the TLS handshake finishes (at once without TLS); failed if the connection
+    /// ends or errs before.
+    private(set) var ready: EventLoopPromise<Void>?
+
+    init(server: String, onWake: (@Sendable () -> Void)?, expectsTLS: Bool = false, logger: Logger) {
         self.server = server
         self.onWake = onWake
+        self.expectsTLS = expectsTLS
         self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let ready = context.eventLoop.makePromise(of: Void.self)
+        self.ready = ready
+        if !expectsTLS { ready.succeed() }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted(let identity) = event as? TLSEvent {
+            logger.debug(
+                "TLS handshake completed",
+                metadata: [
+                    "gearman.server": "\(server)", "tls.protocol": "\(identity.protocolVersion)",
+                    "tls.peer_cn": "\(identity.commonNames.joined(separator: ","))",
+                ])
+            ready?.succeed()
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     // MARK: Outbound
@@ -100,6 +126,7 @@ final class GearmanConnectionHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         let error = closeReason ?? GearmanError(.connectionClosed, "the server closed the connection", server: server)
+        ready?.fail(error)
         let (requests, listeners) = machine.closed(error)
         for request in requests {
             request.promise.fail(error)
@@ -117,6 +144,12 @@ final class GearmanConnectionHandler: ChannelDuplexHandler {
             if let error = error as? GearmanProtocolError {
                 closeReason = GearmanError(
                     .protocolViolation, "the server sent malformed data: \(error.message)", server: server,
+                    underlying: error)
+            } else if let error = error as? TLSError {
+                // During the handshake, or (TLS 1.3) the server's late refusal of our certificate.
+                let reasons = error.openSSLErrors.isEmpty ? "" : ": " + error.openSSLErrors.joined(separator: "; ")
+                closeReason = GearmanError(
+                    .connectionClosed, "TLS with \(server) failed (\(error.message)\(reasons))", server: server,
                     underlying: error)
             } else {
                 closeReason = GearmanError(

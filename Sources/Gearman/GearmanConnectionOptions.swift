@@ -1,3 +1,5 @@
+public import GearmanTLS
+
 /// How the client, worker and admin client reach their servers. Shared by all three, so one set
 /// of command-line options configures any of them.
 public struct GearmanConnectionOptions: Sendable {
@@ -14,6 +16,10 @@ public struct GearmanConnectionOptions: Sendable {
     public var clientID: String?
     /// The largest packet accepted from a server. Default: the protocol's maximum, 4 GiB − 1.
     public var maxPacketSize: UInt32
+    /// TLS for every connection (a client configuration: see
+    /// `TLSConfiguration.makeClientConfiguration`). The server's certificate is verified, and so is
+    /// its name: `serverName` when set, else the host of each server address. Default: nil, plaintext.
+    public var tls: TLSConfiguration?
 
     public init(
         servers: [GearmanServerAddress] = [GearmanServerAddress(host: "127.0.0.1")],
@@ -21,7 +27,8 @@ public struct GearmanConnectionOptions: Sendable {
         initialReconnectDelay: Duration = .milliseconds(100),
         maximumReconnectDelay: Duration = .seconds(10),
         clientID: String? = nil,
-        maxPacketSize: UInt32 = .max
+        maxPacketSize: UInt32 = .max,
+        tls: TLSConfiguration? = nil
     ) {
         self.servers = servers
         self.connectTimeout = connectTimeout
@@ -29,6 +36,7 @@ public struct GearmanConnectionOptions: Sendable {
         self.maximumReconnectDelay = maximumReconnectDelay
         self.clientID = clientID
         self.maxPacketSize = maxPacketSize
+        self.tls = tls
     }
 }
 
