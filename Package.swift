@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "GearmanServer", targets: ["GearmanServer"]),
         .library(name: "Gearman", targets: ["Gearman"]),
         .library(name: "GearmanTLS", targets: ["GearmanTLS"]),
+        .library(name: "GearmanACL", targets: ["GearmanACL"]),
         .executable(name: "gearlock", targets: ["gearlock"]),
     ],
     dependencies: [
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(
@@ -44,6 +46,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(name: "GearmanACL", dependencies: ["COpenSSL", "CGearlockOpenSSL", .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
         .target(
             name: "GearmanProtocol",
             dependencies: [
@@ -97,6 +100,7 @@ let package = Package(
                 "GearmanTLS",
                 "GearmanServer",
                 "GearmanProtocol",
+                "GearmanACL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -137,10 +141,27 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "GearmanTLSTests", dependencies: ["GearmanTLS", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")], swiftSettings: swiftSettings),
+        .target(
+            name: "GearlockTestSupport",
+            path: "Tests/GearlockTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "GearmanACLTests", dependencies: ["GearmanACL"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "GearmanTLSTests",
+            dependencies: [
+                "GearmanTLS",
+                "GearlockTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
+                "GearlockTestSupport",
                 "Gearman",
                 "GearmanTLS",
                 "GearmanServer",

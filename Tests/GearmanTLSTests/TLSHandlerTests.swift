@@ -1,3 +1,4 @@
+import GearlockTestSupport
 import Foundation
 import GearmanTLS
 import NIOCore

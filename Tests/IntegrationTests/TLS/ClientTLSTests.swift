@@ -1,3 +1,4 @@
+import GearlockTestSupport
 import Gearman
 import GearmanServer
 import GearmanTLS

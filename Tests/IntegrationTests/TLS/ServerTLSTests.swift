@@ -1,3 +1,4 @@
+import GearlockTestSupport
 import Foundation
 import GearmanProtocol
 import GearmanServer

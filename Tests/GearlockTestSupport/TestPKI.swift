@@ -1,8 +1,5 @@
 import Foundation
 
-// The same file lives in Tests/GearmanTLSTests and Tests/IntegrationTests/TLS: test targets cannot
-// share code without a support module, and this is small. Keep the two copies identical.
-
 /// A throwaway PKI made with the `openssl` CLI in a temporary directory: EC P-256 keys, valid for
 /// 30 days (except `expired`).
 ///
@@ -20,16 +17,16 @@ import Foundation
 /// `crl.pem` is `ca`'s certificate revocation list (revoking `revoked`), `crl-empty.pem` the same CA's
 /// list from before the revocation, `foreign-crl.pem` the (empty) list of `foreign-ca`. Each name
 /// has `<name>.pem` and `<name>.key`.
-struct TestPKI: Sendable {
-    let directory: String
+public struct TestPKI: Sendable {
+    public let directory: String
 
-    func certificate(_ name: String) -> String { directory + "/" + name + ".pem" }
-    func key(_ name: String) -> String { directory + "/" + name + ".key" }
-    var crl: String { directory + "/crl.pem" }
-    func file(_ name: String) -> String { directory + "/" + name }
+    public func certificate(_ name: String) -> String { directory + "/" + name + ".pem" }
+    public func key(_ name: String) -> String { directory + "/" + name + ".key" }
+    public var crl: String { directory + "/crl.pem" }
+    public func file(_ name: String) -> String { directory + "/" + name }
 
     /// One PKI for the whole test process, made on first use and removed when the process exits.
-    static func shared() throws -> TestPKI {
+    public static func shared() throws -> TestPKI {
         try sharedResult.get()
     }
 
@@ -49,7 +46,7 @@ struct TestPKI: Sendable {
     private static let removeAtExit = LockedPaths()
 
     /// A new PKI in a new temporary directory; the caller removes it (`remove()`).
-    static func make() throws(TestPKIError) -> TestPKI {
+    public static func make() throws(TestPKIError) -> TestPKI {
         let openssl = "/usr/bin/openssl"
         guard FileManager.default.isExecutableFile(atPath: openssl) else {
             throw TestPKIError(description: "\(openssl) is missing: install the Debian package openssl")
@@ -87,7 +84,7 @@ struct TestPKI: Sendable {
         return TestPKI(directory: directory)
     }
 
-    func remove() {
+    public func remove() {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -164,8 +161,8 @@ struct TestPKI: Sendable {
         """#
 }
 
-struct TestPKIError: Error, Sendable, CustomStringConvertible {
-    var description: String
+public struct TestPKIError: Error, Sendable, CustomStringConvertible {
+    public var description: String
 }
 
 /// Directories to remove when the test process exits.
