@@ -7,6 +7,6 @@ struct Gearlock: AsyncParsableCommand {
         commandName: "gearlock",
         abstract: "A Gearman job server for untrusted networks.",
         version: JobServer.version,
-        subcommands: [ServeCommand.self, SubmitCommand.self, WorkCommand.self, AdminCommand.self, CertsCommand.self]
+        subcommands: [ServeCommand.self, SubmitCommand.self, WorkCommand.self, AdminCommand.self, CertsCommand.self, BenchCommand.self, ACLCommand.self]
     )
 }
