@@ -139,6 +139,13 @@ struct BenchCommand: AsyncParsableCommand {
         report.add("warmup_s", .double(warmup, digits: 3))
         report.add("duration_s", .double(duration, digits: 3))
 
+        let clientList = (0..<clients).map { _ in GearmanClient(configuration: .init(connection: options)) }
+        defer { for client in clientList { client.shutdown() } }
+        if let failure = await Self.connect(clientList, timeout: options.connectTimeout) {
+            Self.printError("gearlock bench: cannot reach \(server): \(failure)")
+            throw ExitCode.failure
+        }
+
         // Foreground: the workers are up and registered before the clock starts.
         var pool: BenchWorkerPool?
         if mode == .foreground {
@@ -146,14 +153,6 @@ struct BenchCommand: AsyncParsableCommand {
                 count: workers, concurrency: workerConcurrency, options: options, function: function,
                 handler: { job in job.payload })
             await waitForWorkers(options: options, function: function)
-        }
-
-        let clientList = (0..<clients).map { _ in GearmanClient(configuration: .init(connection: options)) }
-        defer { for client in clientList { client.shutdown() } }
-        if let failure = await Self.connect(clientList, timeout: options.connectTimeout) {
-            await pool?.stop()
-            Self.printError("gearlock bench: cannot reach \(server): \(failure)")
-            throw ExitCode.failure
         }
 
         let operation: BenchOperation
