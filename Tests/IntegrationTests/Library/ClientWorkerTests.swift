@@ -44,7 +44,7 @@ struct ClientWorkerTests {
             defer { client.shutdown() }
             try await withWorker(worker) {
                 let job = try await client.submitJob(
-                    function: "events", payload: ByteBuffer(string: "hello"), timeout: .seconds(10))
+                    function: "events", payload: ByteBuffer(string: "hello"), timeout: .seconds(30))
                 #expect(job.handle.server == GearmanServerAddress(host: server.host, port: server.port))
                 var events: [GearmanJobEvent] = []
                 for try await event in job.events { events.append(event) }
@@ -55,7 +55,7 @@ struct ClientWorkerTests {
                         .data(ByteBuffer(string: "chunk-2")), .completed(ByteBuffer(string: "olleh")),
                     ])
                 // The plain form returns only the result.
-                let result = try await client.submit(function: "events", payload: "abc", timeout: .seconds(10))
+                let result = try await client.submit(function: "events", payload: "abc", timeout: .seconds(30))
                 #expect(String(buffer: result) == "cba")
             }
         }
@@ -81,17 +81,17 @@ struct ClientWorkerTests {
             }
             try await withWorker(worker) {
                 let exception = await expectGearmanError(.jobException) {
-                    try await client.submit(function: "raise", payload: "x", timeout: .seconds(10))
+                    try await client.submit(function: "raise", payload: "x", timeout: .seconds(30))
                 }
                 #expect(exception?.payload == ByteBuffer(string: "stack: x"))
                 #expect(exception?.jobHandle?.isEmpty == false)
 
                 await expectGearmanError(.jobFailed) {
-                    try await client.submit(function: "fail", payload: "y", timeout: .seconds(10))
+                    try await client.submit(function: "fail", payload: "y", timeout: .seconds(30))
                 }
 
                 // The events that came before the end are delivered; the end throws.
-                let job = try await client.submitJob(function: "fail", payload: ByteBuffer(string: "z"), timeout: .seconds(10))
+                let job = try await client.submitJob(function: "fail", payload: ByteBuffer(string: "z"), timeout: .seconds(30))
                 var events: [GearmanJobEvent] = []
                 let failure = await expectGearmanError(.jobFailed) {
                     for try await event in job.events { events.append(event) }
@@ -101,7 +101,7 @@ struct ClientWorkerTests {
 
                 // A client that did not ask for exceptions gets WORK_FAIL instead.
                 await expectGearmanError(.jobFailed) {
-                    try await plain.submit(function: "raise", payload: "x", timeout: .seconds(10))
+                    try await plain.submit(function: "raise", payload: "x", timeout: .seconds(30))
                 }
             }
         }
@@ -117,7 +117,7 @@ struct ClientWorkerTests {
             var handles: Set<String> = []
             for index in 0..<20 {
                 let handle = try await client.submitBackground(
-                    function: "bg", payload: ByteBuffer(string: "job-\(index)"), timeout: .seconds(5))
+                    function: "bg", payload: ByteBuffer(string: "job-\(index)"), timeout: .seconds(20))
                 #expect(handle.server.port == server.port)
                 handles.insert(handle.handle)
             }
@@ -150,11 +150,11 @@ struct ClientWorkerTests {
             ]
             for (payload, priority) in submissions {
                 _ = try await client.submitBackground(
-                    function: "prio", payload: ByteBuffer(string: payload), priority: priority, timeout: .seconds(5))
+                    function: "prio", payload: ByteBuffer(string: payload), priority: priority, timeout: .seconds(20))
             }
             // A foreground HIGH job joins the queue too.
             let foreground = try await client.submitJob(
-                function: "prio", payload: ByteBuffer(string: "high-fg"), priority: .high, timeout: .seconds(10))
+                function: "prio", payload: ByteBuffer(string: "high-fg"), priority: .high, timeout: .seconds(30))
             let order = Recorder<String>()
             let worker = GearmanWorker(configuration: .init(connection: libraryOptions(server), concurrency: 1))
             worker.register(function: "prio") { job in
@@ -191,12 +191,12 @@ struct ClientWorkerTests {
             }
             try await withWorker(worker) {
                 let a = try await first.submitJob(
-                    function: "coalesce", payload: ByteBuffer(string: "first"), unique: "the-key", timeout: .seconds(10))
+                    function: "coalesce", payload: ByteBuffer(string: "first"), unique: "the-key", timeout: .seconds(30))
                 try await started.wait()
                 let b = try await second.submitJob(
-                    function: "coalesce", payload: ByteBuffer(string: "second"), unique: "the-key", timeout: .seconds(10))
+                    function: "coalesce", payload: ByteBuffer(string: "second"), unique: "the-key", timeout: .seconds(30))
                 #expect(a.handle == b.handle)
-                let status = try await first.status(ofUnique: "the-key", timeout: .seconds(5))
+                let status = try await first.status(ofUnique: "the-key", timeout: .seconds(20))
                 #expect(status.isKnown && status.isRunning)
                 #expect(status.waitingClients == 2)
                 release.open()
@@ -227,9 +227,9 @@ struct ClientWorkerTests {
             let client = GearmanClient(configuration: .init(connection: libraryOptions(server)))
             defer { client.shutdown() }
             try await withWorker(worker) {
-                let a = try await client.submitJob(function: "twice", payload: ByteBuffer(), unique: "u", timeout: .seconds(10))
+                let a = try await client.submitJob(function: "twice", payload: ByteBuffer(), unique: "u", timeout: .seconds(30))
                 try await started.wait()
-                let b = try await client.submitJob(function: "twice", payload: ByteBuffer(), unique: "u", timeout: .seconds(10))
+                let b = try await client.submitJob(function: "twice", payload: ByteBuffer(), unique: "u", timeout: .seconds(30))
                 #expect(a.handle == b.handle)
                 release.open()
                 var aEvents: [GearmanJobEvent] = []
@@ -240,7 +240,7 @@ struct ClientWorkerTests {
                 #expect(bEvents == [.data(ByteBuffer(string: "d")), .completed(ByteBuffer(string: "r"))])
                 // Once the job is over, the same unique is a new job.
                 release.open()
-                let again = try await client.submitJob(function: "twice", payload: ByteBuffer(), unique: "u", timeout: .seconds(10))
+                let again = try await client.submitJob(function: "twice", payload: ByteBuffer(), unique: "u", timeout: .seconds(30))
                 #expect(again.handle != a.handle)
                 #expect(String(buffer: try await again.result()) == "r")
             }
@@ -264,8 +264,8 @@ struct ClientWorkerTests {
             try await withWorker(worker) {
                 let due = Int64(unixTime() + 2)
                 let handle = try await client.submitBackground(
-                    function: "later", payload: ByteBuffer(string: "e"), unique: "epoch-1", runAt: due, timeout: .seconds(5))
-                let status = try await client.status(of: handle, timeout: .seconds(5))
+                    function: "later", payload: ByteBuffer(string: "e"), unique: "epoch-1", runAt: due, timeout: .seconds(20))
+                let status = try await client.status(of: handle, timeout: .seconds(20))
                 if unixTimeFractional() < Double(due) - 0.2 {  // a loaded machine may be past it already
                     #expect(status.isKnown && !status.isRunning)
                 }
@@ -273,7 +273,7 @@ struct ClientWorkerTests {
                 #expect(ranAt.all[0] >= Double(due), "ran at \(ranAt.all[0]), due at \(due)")
                 // A time in the past runs at once.
                 _ = try await client.submitBackground(
-                    function: "later", payload: ByteBuffer(string: "now"), runAt: Int64(unixTime() - 10), timeout: .seconds(5))
+                    function: "later", payload: ByteBuffer(string: "now"), runAt: Int64(unixTime() - 10), timeout: .seconds(20))
                 try await ranAt.waitForCount(2, timeout: .seconds(3))
             }
         }
@@ -293,11 +293,11 @@ struct ClientWorkerTests {
             try await withWorker(worker) {
                 let job = try await client.submitJob(
                     function: "mapper", payload: ByteBuffer(string: "abc"), unique: "reduce-fg", reducer: "count",
-                    timeout: .seconds(10))
+                    timeout: .seconds(30))
                 #expect(String(buffer: try await job.result()) == "cba")
                 _ = try await client.submitBackground(
                     function: "mapper", payload: ByteBuffer(string: "def"), unique: "reduce-bg", reducer: "count",
-                    timeout: .seconds(5))
+                    timeout: .seconds(20))
                 try await seen.waitForCount(2)
             }
             #expect(seen.all == ["reduce-fg:abc", "reduce-bg:def"])
@@ -312,10 +312,10 @@ struct ClientWorkerTests {
             let client = GearmanClient(configuration: .init(connection: libraryOptions(server)))
             defer { client.shutdown() }
             let handle = try await client.submitBackground(
-                function: "progress", payload: ByteBuffer(string: "p"), unique: "status-key", timeout: .seconds(5))
-            var status = try await client.status(of: handle, timeout: .seconds(5))
+                function: "progress", payload: ByteBuffer(string: "p"), unique: "status-key", timeout: .seconds(20))
+            var status = try await client.status(of: handle, timeout: .seconds(20))
             #expect(status == GearmanJobStatus(isKnown: true, isRunning: false, numerator: 0, denominator: 0))
-            status = try await client.status(ofUnique: "status-key", timeout: .seconds(5))
+            status = try await client.status(ofUnique: "status-key", timeout: .seconds(20))
             #expect(
                 status == GearmanJobStatus(isKnown: true, isRunning: false, numerator: 0, denominator: 0, waitingClients: 0))
 
@@ -328,20 +328,20 @@ struct ClientWorkerTests {
             }
             try await withWorker(worker) {
                 try await eventually("the job runs with 3/7") {
-                    let status = try await client.status(of: handle, timeout: .seconds(5))
+                    let status = try await client.status(of: handle, timeout: .seconds(20))
                     return status == GearmanJobStatus(isKnown: true, isRunning: true, numerator: 3, denominator: 7)
                 }
-                let byUnique = try await client.status(ofUnique: "status-key", timeout: .seconds(5))
+                let byUnique = try await client.status(ofUnique: "status-key", timeout: .seconds(20))
                 #expect(byUnique.isKnown && byUnique.isRunning && byUnique.numerator == 3 && byUnique.denominator == 7)
                 release.open()
                 try await eventually("the job is gone") {
-                    try await !client.status(of: handle, timeout: .seconds(5)).isKnown
+                    try await !client.status(of: handle, timeout: .seconds(20)).isKnown
                 }
             }
-            let gone = try await client.status(ofUnique: "status-key", timeout: .seconds(5))
+            let gone = try await client.status(ofUnique: "status-key", timeout: .seconds(20))
             #expect(!gone.isKnown && !gone.isRunning)
             let unknown = try await client.status(
-                of: GearmanJobHandle(handle: "H:nowhere:1", server: handle.server), timeout: .seconds(5))
+                of: GearmanJobHandle(handle: "H:nowhere:1", server: handle.server), timeout: .seconds(20))
             #expect(!unknown.isKnown)
         }
     }
@@ -351,10 +351,10 @@ struct ClientWorkerTests {
         try await withTestServer(kind) { server in
             let client = GearmanClient(configuration: .init(connection: libraryOptions(server)))
             defer { client.shutdown() }
-            #expect(try await client.echo(ByteBuffer(string: "ping"), timeout: .seconds(5)) == ByteBuffer(string: "ping"))
-            #expect(try await client.echo(ByteBuffer(), timeout: .seconds(5)) == ByteBuffer())
+            #expect(try await client.echo(ByteBuffer(string: "ping"), timeout: .seconds(20)) == ByteBuffer(string: "ping"))
+            #expect(try await client.echo(ByteBuffer(), timeout: .seconds(20)) == ByteBuffer())
             let big = seededRandomBytes(count: 1 << 20, seed: 7)
-            let echoed = try await client.echo(big, timeout: .seconds(10))
+            let echoed = try await client.echo(big, timeout: .seconds(30))
             #expect(echoed == big)
         }
     }
@@ -367,7 +367,7 @@ struct ClientWorkerTests {
             let client = GearmanClient(configuration: .init(connection: libraryOptions(server)))
             defer { client.shutdown() }
             // Connected first, so the deadline below is all the job's.
-            _ = try await client.echo(ByteBuffer(string: "warm"), timeout: .seconds(5))
+            _ = try await client.echo(ByteBuffer(string: "warm"), timeout: .seconds(20))
             let connection = try #require(client.pool.currentConnection(to: 0))
             let start = ContinuousClock.now
             await expectGearmanError(.timeout) {
@@ -381,7 +381,7 @@ struct ClientWorkerTests {
                 return bookkeeping.pendingRequests == 0 && bookkeeping.listeners == 0
             }
             // The same connection still works.
-            #expect(try await client.echo(ByteBuffer(string: "still here"), timeout: .seconds(5)) == ByteBuffer(string: "still here"))
+            #expect(try await client.echo(ByteBuffer(string: "still here"), timeout: .seconds(20)) == ByteBuffer(string: "still here"))
             #expect(client.pool.currentConnection(to: 0) === connection)
 
             // A timeout on the event sequence, too.
@@ -400,7 +400,7 @@ struct ClientWorkerTests {
         try await withTestServer(.gearmand) { server in
             let client = GearmanClient(configuration: .init(connection: libraryOptions(server)))
             defer { client.shutdown() }
-            #expect(try await client.echo(ByteBuffer(string: "warm"), timeout: .seconds(5)) == ByteBuffer(string: "warm"))
+            #expect(try await client.echo(ByteBuffer(string: "warm"), timeout: .seconds(20)) == ByteBuffer(string: "warm"))
             let connection = try #require(client.pool.currentConnection(to: 0))
             kill(server.pid, SIGSTOP)
             defer { kill(server.pid, SIGCONT) }
@@ -414,7 +414,7 @@ struct ClientWorkerTests {
             let frozen = await connection.bookkeeping()
             #expect(frozen.pendingRequests == 2, "the slots wait for their replies: \(frozen)")
             kill(server.pid, SIGCONT)
-            #expect(try await client.echo(ByteBuffer(string: "after"), timeout: .seconds(5)) == ByteBuffer(string: "after"))
+            #expect(try await client.echo(ByteBuffer(string: "after"), timeout: .seconds(20)) == ByteBuffer(string: "after"))
             let bookkeeping = await connection.bookkeeping()
             #expect(bookkeeping.pendingRequests == 0 && bookkeeping.listeners == 0, "\(bookkeeping)")
             #expect(client.pool.currentConnection(to: 0) === connection)
@@ -433,7 +433,7 @@ struct ClientWorkerTests {
             defer { kill(server.pid, SIGCONT) }
             try await eventually("gearmand is stopped") { processState(server.pid) == "T" }
             let cancelled = Task { try await client.echo(ByteBuffer(string: "cancelled")) }
-            let patient = Task { try await client.echo(ByteBuffer(string: "patient"), timeout: .seconds(10)) }
+            let patient = Task { try await client.echo(ByteBuffer(string: "patient"), timeout: .seconds(30)) }
             try await Task.sleep(for: .milliseconds(100))
             var start = ContinuousClock.now
             await expectGearmanError(.timeout) {
@@ -483,7 +483,7 @@ struct ClientWorkerTests {
                 case .failure(let error): #expect((error as? GearmanError)?.code == .cancelled, "\(error)")
                 }
                 #expect(await connection.bookkeeping().listeners == 0)
-                #expect(String(buffer: try await client.submit(function: "quick", payload: "abc", timeout: .seconds(10))) == "cba")
+                #expect(String(buffer: try await client.submit(function: "quick", payload: "abc", timeout: .seconds(30))) == "cba")
                 #expect(client.pool.currentConnection(to: 0) === connection)
 
                 // Cancelled while iterating the events of a job it already holds.
@@ -510,13 +510,13 @@ struct ClientWorkerTests {
         try await withTestServer(kind) { server in
             let client = GearmanClient(configuration: .init(connection: libraryOptions(server)))
             defer { client.shutdown() }
-            _ = try await client.submitBackground(function: "capped", payload: ByteBuffer(string: "1"), timeout: .seconds(5))
+            _ = try await client.submitBackground(function: "capped", payload: ByteBuffer(string: "1"), timeout: .seconds(20))
             #expect(try await server.admin("maxqueue capped 1") == "OK\r\n")
             // Several requests in flight at once: the ERROR answers the submission, the rest line up.
-            async let echo1 = client.echo(ByteBuffer(string: "before"), timeout: .seconds(5))
+            async let echo1 = client.echo(ByteBuffer(string: "before"), timeout: .seconds(20))
             async let refused: GearmanJobHandle = client.submitBackground(
-                function: "capped", payload: ByteBuffer(string: "2"), timeout: .seconds(5))
-            async let echo2 = client.echo(ByteBuffer(string: "after"), timeout: .seconds(5))
+                function: "capped", payload: ByteBuffer(string: "2"), timeout: .seconds(20))
+            async let echo2 = client.echo(ByteBuffer(string: "after"), timeout: .seconds(20))
             #expect(try await echo1 == ByteBuffer(string: "before"))
             do {
                 let handle = try await refused
@@ -526,7 +526,7 @@ struct ClientWorkerTests {
             }
             #expect(try await echo2 == ByteBuffer(string: "after"))
             await expectGearmanError(.serverError) {
-                try await client.submit(function: "capped", payload: "3", timeout: .seconds(5))
+                try await client.submit(function: "capped", payload: "3", timeout: .seconds(20))
             }
         }
     }
@@ -545,7 +545,7 @@ struct ClientWorkerTests {
             second.register(function: "handoff") { job in ByteBuffer(string: "from the second") }
             let client = GearmanClient(configuration: .init(connection: libraryOptions(server)))
             defer { client.shutdown() }
-            let job = try await client.submitJob(function: "handoff", payload: ByteBuffer(), timeout: .seconds(10))
+            let job = try await client.submitJob(function: "handoff", payload: ByteBuffer(), timeout: .seconds(30))
             try await withWorker(first) {
                 try await started.wait()
             }
@@ -593,7 +593,7 @@ struct ClientWorkerTests {
             let client = GearmanClient(configuration: .init(connection: libraryOptions(server)))
             defer { client.shutdown() }
             try await withWorker(worker) {
-                let result = try await client.submit(function: "slow-once", payload: "x", timeout: .seconds(10))
+                let result = try await client.submit(function: "slow-once", payload: "x", timeout: .seconds(30))
                 #expect(String(buffer: result) == "in time")
             }
             #expect(attempts.count == 2)
@@ -624,7 +624,7 @@ struct ClientWorkerTests {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for index in 0..<12 {
                         group.addTask {
-                            let result = try await client.submit(function: "busy", payload: "\(index)", timeout: .seconds(10))
+                            let result = try await client.submit(function: "busy", payload: "\(index)", timeout: .seconds(30))
                             #expect(String(buffer: result) == "\(index)")
                         }
                     }
@@ -660,10 +660,10 @@ struct ClientWorkerTests {
                 try await eventually("the worker heard of the shutdown") { worker.isShuttingDown }
                 // A round trip on the worker's connection: any GRAB sent before the stop is answered.
                 let workerConnection = try #require(worker.pool.currentConnection(to: 0))
-                _ = try await workerConnection.request(.packet(.echoRequest(payload: ByteBuffer())), expecting: .echo, timeout: .seconds(5))
+                _ = try await workerConnection.request(.packet(.echoRequest(payload: ByteBuffer())), expecting: .echo, timeout: .seconds(20))
                 // Queued after the stop began: this worker must leave it alone.
                 let later = try await client.submitBackground(
-                    function: "long", payload: ByteBuffer(string: "second"), timeout: .seconds(5))
+                    function: "long", payload: ByteBuffer(string: "second"), timeout: .seconds(20))
                 try await Task.sleep(for: .milliseconds(200))
                 #expect(ran.all == ["first"])
                 release.open()
@@ -673,7 +673,7 @@ struct ClientWorkerTests {
                     try await running.value
                 }
                 #expect(ran.all == ["first"])
-                let status = try await client.status(of: later, timeout: .seconds(5))
+                let status = try await client.status(of: later, timeout: .seconds(20))
                 #expect(status.isKnown && !status.isRunning)
             } catch {
                 running.cancel()
@@ -693,7 +693,7 @@ struct ClientWorkerTests {
             let client = GearmanClient(configuration: .init(connection: libraryOptions(ports: [server.port])))
             defer { client.shutdown() }
             try await withWorker(worker) {
-                #expect(String(buffer: try await client.submit(function: "up", payload: "before", timeout: .seconds(10))) == "erofeb")
+                #expect(String(buffer: try await client.submit(function: "up", payload: "before", timeout: .seconds(30))) == "erofeb")
                 await server.stop()
                 try await server.start()
                 let start = ContinuousClock.now
@@ -753,7 +753,7 @@ struct ClientWorkerTests {
                     for index in 0..<5 {
                         let handle = try await client.submitBackground(
                             function: "work", payload: ByteBuffer(string: "bg-\(index)"), unique: "bg-\(index)",
-                            timeout: .seconds(10))
+                            timeout: .seconds(30))
                         #expect(handle.server.port == ports[1])
                     }
                     try await group.waitForAll()
@@ -778,7 +778,7 @@ struct ClientWorkerTests {
             var used: [Int] = []
             for index in 0..<6 {
                 let handle = try await client.submitBackground(
-                    function: "spread", payload: ByteBuffer(string: "\(index)"), timeout: .seconds(5))
+                    function: "spread", payload: ByteBuffer(string: "\(index)"), timeout: .seconds(20))
                 used.append(handle.server.port)
             }
             // Strictly alternating unless a connection set-up was slow enough to fail over.
@@ -787,10 +787,10 @@ struct ClientWorkerTests {
                 let expected = ports[client.serverOrder(for: key)[0]]
                 for _ in 0..<3 {
                     let handle = try await client.submitBackground(
-                        function: "spread", payload: ByteBuffer(), unique: key, timeout: .seconds(5))
+                        function: "spread", payload: ByteBuffer(), unique: key, timeout: .seconds(20))
                     #expect(handle.server.port == expected)
                 }
-                #expect(try await client.status(ofUnique: key, timeout: .seconds(5)).isKnown)
+                #expect(try await client.status(ofUnique: key, timeout: .seconds(20)).isKnown)
             }
             // The hash is the same in every process, so other clients coalesce with these jobs.
             #expect(GearmanClient.stableHash("alpha") == 0x8ac6_25bb_85ed_202b, "FNV-1a, not the per-process Hasher")
@@ -809,7 +809,7 @@ struct ClientWorkerTests {
             try await withWorker(worker) {
                 try await Task.sleep(for: .milliseconds(300))
                 try await server.start()
-                let result = try await client.submit(function: "late-start", payload: "ok", timeout: .seconds(5))
+                let result = try await client.submit(function: "late-start", payload: "ok", timeout: .seconds(20))
                 #expect(String(buffer: result) == "ko")
             }
         }
@@ -819,7 +819,7 @@ struct ClientWorkerTests {
     func clientShutdown(kind: ServerKind) async throws {
         try await withTestServer(kind) { server in
             let client = GearmanClient(configuration: .init(connection: libraryOptions(server)))
-            let job = try await client.submitJob(function: "never-run", payload: ByteBuffer(), timeout: .seconds(10))
+            let job = try await client.submitJob(function: "never-run", payload: ByteBuffer(), timeout: .seconds(30))
             let start = ContinuousClock.now
             client.shutdown()
             do {
@@ -901,9 +901,9 @@ struct ClientWorkerTests {
             _ = try server.startGearman(["-w", "-f", "rev", "--", "rev"])
             let client = GearmanClient(configuration: .init(connection: libraryOptions(server)))
             defer { client.shutdown() }
-            #expect(String(buffer: try await client.submit(function: "rev", payload: "hello", timeout: .seconds(10))) == "olleh")
+            #expect(String(buffer: try await client.submit(function: "rev", payload: "hello", timeout: .seconds(30))) == "olleh")
             let job = try await client.submitJob(
-                function: "rev", payload: ByteBuffer(string: "stressed"), priority: .high, timeout: .seconds(10))
+                function: "rev", payload: ByteBuffer(string: "stressed"), priority: .high, timeout: .seconds(30))
             #expect(String(buffer: try await job.result()) == "desserts")
         }
     }

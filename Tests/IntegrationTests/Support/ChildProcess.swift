@@ -180,7 +180,7 @@ final class ChildProcess: @unchecked Sendable {
 
 /// Runs a command to completion (killed after `timeout`) and returns what it printed.
 func runProcess(
-    _ executable: String, _ arguments: [String], stdin: Data? = nil, timeout: Duration = .seconds(10),
+    _ executable: String, _ arguments: [String], stdin: Data? = nil, timeout: Duration = .seconds(30),
     sourceLocation: SourceLocation = #_sourceLocation
 ) async throws -> ProcessResult {
     let child = try ChildProcess(executable, arguments, stdin: stdin, sourceLocation: sourceLocation)

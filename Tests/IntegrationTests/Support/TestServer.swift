@@ -82,7 +82,7 @@ struct TestServer: Sendable {
     }
 
     /// `gearman -h 127.0.0.1 -p PORT <arguments>`, run to completion.
-    func gearman(_ arguments: [String], stdin: Data? = nil, timeout: Duration = .seconds(10)) async throws -> ProcessResult {
+    func gearman(_ arguments: [String], stdin: Data? = nil, timeout: Duration = .seconds(30)) async throws -> ProcessResult {
         try await runProcess(ReferenceTools.gearman, ["-h", host, "-p", String(port)] + arguments, stdin: stdin, timeout: timeout)
     }
 
@@ -94,7 +94,7 @@ struct TestServer: Sendable {
     }
 
     /// `gearadmin -h 127.0.0.1 -p PORT <arguments>`.
-    func gearadmin(_ arguments: String..., timeout: Duration = .seconds(10)) async throws -> ProcessResult {
+    func gearadmin(_ arguments: String..., timeout: Duration = .seconds(30)) async throws -> ProcessResult {
         try await runProcess(ReferenceTools.gearadmin, ["-h", host, "-p", String(port)] + arguments, timeout: timeout)
     }
 }
@@ -135,7 +135,12 @@ func gearlockConfiguration(_ options: ServerOptions) -> JobServer.Configuration 
 }
 
 private func withGearlock<T: Sendable>(_ options: ServerOptions, _ body: (TestServer) async throws -> T) async throws -> T {
-    let server = JobServer(configuration: gearlockConfiguration(options), logger: testLogger())
+    // Each server gets its own event-loop thread, as a separate gearmand process would: a test that
+    // loads its server (64 MiB payloads, 1,000 jobs, the bench) then doesn't stall the event loops
+    // every other test's servers and clients share.
+    let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    defer { eventLoopGroup.shutdownGracefully { _ in } }
+    let server = JobServer(configuration: gearlockConfiguration(options), eventLoopGroup: eventLoopGroup, logger: testLogger())
     return try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await server.run() }
         do {

@@ -228,12 +228,14 @@ struct ServerTLSTests {
         }
     }
 
+    // 3 s rather than 1: the real TLS clients below must finish their own handshakes within it, on a
+    // debug build beside the other suites on 2 cores.
     @Test("gearlock serve: idle TCP peers that never send a ClientHello are dropped at --tls-handshake-timeout; others proceed meanwhile")
     func idleHandshakeDeadline() async throws {
         let pki = try TestPKI.shared()
         try await withGearlockTLSBinary([
             "--tls-cert", pki.certificate("server"), "--tls-key", pki.key("server"), "--tls-ca", pki.certificate("ca"),
-            "--tls-handshake-timeout", "1",
+            "--tls-handshake-timeout", "3",
         ]) { ports, _ in
             let start = ContinuousClock.now
             var idlers: [RawClient] = []
@@ -249,18 +251,18 @@ struct ServerTLSTests {
             let client = try await TLSRawClient.connect(port: ports.tls, context: pki.clientContext("bob"), label: "client")
             try await runJob(worker: worker, client: client, function: "tls.meanwhile", payload: "not blocked")
             let jobDone = ContinuousClock.now - start
-            if jobDone < .milliseconds(900) {
+            if jobDone < .milliseconds(2900) {
                 #expect(idlers.allSatisfy { $0.channel.isActive }, "the idle peers are still waiting when the job is done")
             }
 
             for idler in idlers {
-                _ = try await idler.framesUntilClose(timeout: .seconds(5))
+                _ = try await idler.framesUntilClose(timeout: .seconds(8))
             }
             let dropped = ContinuousClock.now - start
-            #expect(dropped >= .milliseconds(900), "dropped after \(dropped), before the 1 s deadline")
+            #expect(dropped >= .milliseconds(2900), "dropped after \(dropped), before the 3 s deadline")
             // Generous: `start` also covers two TLS connections and a job, which take seconds on a
             // loaded 2-core CI machine running the other suites in parallel.
-            #expect(dropped < .seconds(10), "dropped only after \(dropped)")
+            #expect(dropped < .seconds(12), "dropped only after \(dropped)")
             // The survivors are untouched by the deadline.
             #expect(try await worker.adminLine("version") == "OK \(JobServer.version)\n")
             try await runJob(worker: worker, client: client, function: "tls.meanwhile", payload: "still fine")

@@ -29,7 +29,10 @@ func withTLSJobServer<T: Sendable>(
     configuration.listeners = [.init(host: "127.0.0.1", port: 0), .init(host: "127.0.0.1", port: 0, tls: tls)]
     var logger = testLogger("gearlock.tls-test")
     logger.logLevel = logLevel
-    let server = JobServer(configuration: configuration, logger: logger)
+    // Its own event-loop thread, so this server's load doesn't stall other tests' (see withGearlock).
+    let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    defer { eventLoopGroup.shutdownGracefully { _ in } }
+    let server = JobServer(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger)
     return try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await server.run() }
         do {
