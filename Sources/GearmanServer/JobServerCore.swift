@@ -236,14 +236,13 @@ final class JobServerCore: @unchecked Sendable {
             self.stopNow()
         }
         shutdownState = .draining(deadline: deadline)
-        logger.info("draining: waiting for running jobs", metadata: ["gearman.running_jobs": "\(runningJobs)"])
+        logger.info("draining: waiting for running jobs", metadata: ["gearman.running_jobs": "\(machine.runningJobCount)"])
         checkDrained()
     }
 
-    private var runningJobs: Int { machine.functions.values.reduce(0) { $0 + $1.runningCount } }
 
     private func checkDrained() {
-        guard case .draining = shutdownState, runningJobs == 0 else { return }
+        guard case .draining = shutdownState, machine.runningJobCount == 0 else { return }
         stopNow()
     }
 

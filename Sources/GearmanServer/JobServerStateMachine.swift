@@ -60,7 +60,8 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         swap(&buffer, &actions)
     }
 
-    var runningJobCount: Int { jobs.values.reduce(0) { $0 + ($1.isRunning ? 1 : 0) } }
+    /// Jobs assigned to workers right now (O(functions)).
+    var runningJobCount: Int { functions.values.reduce(0) { $0 + $1.runningCount } }
 
     // MARK: Connections
 
