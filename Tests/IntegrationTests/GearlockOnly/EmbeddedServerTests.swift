@@ -58,18 +58,7 @@ struct EmbeddedServerTests {
             await group.triggerGracefulShutdown()
 
             // The listener closes first: new connections are refused.
-            var refused = false
-            let deadline = ContinuousClock.now + .seconds(5)
-            while !refused && ContinuousClock.now < deadline {
-                do {
-                    let late = try await RawClient.connect(host: "127.0.0.1", port: port, label: "late")
-                    await late.close()
-                    try await Task.sleep(for: .milliseconds(20))
-                } catch {
-                    refused = true
-                }
-            }
-            #expect(refused, "the listener still accepts after graceful shutdown began")
+            #expect(try await Self.waitUntilRefused(port: port), "the listener still accepts after graceful shutdown began")
 
             // The running job still completes and its result reaches the client.
             try await worker.send(RawPacket.request(.workComplete, handle, "done"))
@@ -95,12 +84,7 @@ struct EmbeddedServerTests {
             #expect(try await worker.grab() == .response(.jobAssign, running, "dr", ""))
             await group.triggerGracefulShutdown()
             // The trigger only starts the stop; draining has begun once the listener refuses.
-            let deadline = ContinuousClock.now + .seconds(5)
-            while ContinuousClock.now < deadline {
-                guard let late = try? await RawClient.connect(host: "127.0.0.1", port: port, label: "late") else { break }
-                await late.close()
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            #expect(try await Self.waitUntilRefused(port: port), "the listener still accepts while draining")
             #expect(try await worker.grab() == .noJob, "draining: \(queued) stays queued")
             try await worker.send(RawPacket.request(.workComplete, running, ""))
             #expect(try await client.receive() == .packet(.response(.workComplete, running, "")))
@@ -119,5 +103,18 @@ struct EmbeddedServerTests {
             await group.triggerGracefulShutdown()
             _ = try await client.framesUntilClose()
         }
+    }
+
+    /// Polls until a connection to `port` is refused (at most 5 s): the server has stopped accepting.
+    static func waitUntilRefused(port: Int) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            guard let late = try? await RawClient.connect(host: "127.0.0.1", port: port, label: "late") else {
+                return true
+            }
+            await late.close()
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return false
     }
 }

@@ -52,14 +52,7 @@ final class ChildProcess: @unchecked Sendable {
         self.executable = executable
         self.arguments = arguments
         try requireExecutable(executable, sourceLocation: sourceLocation)
-        if ProcessSpawner.canSetParentDeathSignal {
-            // If this test process dies (a crash), the kernel kills the child too: no orphaned servers.
-            process.executableURL = URL(fileURLWithPath: ProcessSpawner.setpriv)
-            process.arguments = ["--pdeathsig", "KILL", "--", executable] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-        }
+        ProcessSpawner.setCommand(of: process, executable, arguments)
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
@@ -234,6 +227,18 @@ final class ProcessSpawner: @unchecked Sendable {
     static let shared = ProcessSpawner()
     static let setpriv = "/usr/bin/setpriv"
     static let canSetParentDeathSignal = FileManager.default.isExecutableFile(atPath: setpriv)
+
+    /// Points `process` at `executable`, wrapped in `setpriv --pdeathsig KILL` where available: if
+    /// this test process dies (a crash), the kernel kills the child too, so no server is orphaned.
+    static func setCommand(of process: Process, _ executable: String, _ arguments: [String]) {
+        if canSetParentDeathSignal {
+            process.executableURL = URL(fileURLWithPath: setpriv)
+            process.arguments = ["--pdeathsig", "KILL", "--", executable] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+        }
+    }
 
     private let condition = NSCondition()
     private var requests: [() -> Void] = []

@@ -279,13 +279,7 @@ final class LiveProcess: @unchecked Sendable {
     init(_ executable: String, _ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws {
         description = ([executable] + arguments).joined(separator: " ")
         try requireExecutable(executable, sourceLocation: sourceLocation)
-        if ProcessSpawner.canSetParentDeathSignal {
-            process.executableURL = URL(fileURLWithPath: ProcessSpawner.setpriv)
-            process.arguments = ["--pdeathsig", "KILL", "--", executable] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-        }
+        ProcessSpawner.setCommand(of: process, executable, arguments)
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
