@@ -66,6 +66,7 @@ let package = Package(
         .target(
             name: "GearmanServer",
             dependencies: [
+                "GearmanACL",
                 "GearmanProtocol",
                 "GearmanQueue",
                 "GearmanTLS",
@@ -122,7 +123,10 @@ let package = Package(
         .testTarget(
             name: "GearmanServerTests",
             dependencies: [
+                "GearmanACL",
                 "GearmanServer",
+                "GearmanTLS",
+                .product(name: "Logging", package: "swift-log"),
                 "GearmanProtocol",
                 "GearmanQueue",
                 .product(name: "NIOCore", package: "swift-nio"),

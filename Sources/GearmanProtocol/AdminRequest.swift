@@ -16,6 +16,9 @@ public enum AdminRequest: Sendable, Hashable {
     case verbose
     case version
     case shutdown(graceful: Bool)
+    /// `auth <principal> <secret>`: Gearlock's authentication line (not in gearmand). The secret
+    /// must never be logged or echoed.
+    case authenticate(principal: String, secret: String)
     /// A line the server answers with an error reply.
     case invalid(AdminRequestError)
 
@@ -89,6 +92,12 @@ public enum AdminRequest: Sendable, Hashable {
             case []: self = .shutdown(graceful: false)
             case ["graceful"]: self = .shutdown(graceful: true)
             default: self = .invalid(.invalidArguments(command: command))
+            }
+        case "auth":
+            if arguments.count == 2 {
+                self = .authenticate(principal: arguments[0], secret: arguments[1])
+            } else {
+                self = .invalid(.invalidArguments(command: command))
             }
         default:
             self = .invalid(.unknownCommand(word: command))

@@ -10,8 +10,3 @@ public struct ConnectionID: Hashable, Sendable, Comparable, CustomStringConverti
 
     public var description: String { String(rawValue) }
 }
-
-/// Who a connection acts as. Every connection is anonymous until authentication exists.
-public enum Principal: Sendable, Hashable {
-    case anonymous
-}

@@ -1,6 +1,6 @@
 import DequeModule
+import GearmanACL
 import GearmanProtocol
-import GearmanTLS
 import NIOCore
 
 /// Identifies a job inside the state machine (cheaper to hash and queue than its handle).
@@ -74,9 +74,12 @@ struct FunctionState {
     /// successive jobs wake different workers (gearmand's rotating cursor).
     var lastWoken: ConnectionID?
     var maxQueue: MaxQueueLimits = .unlimited
+    /// The tenant whose namespace holds the function, when an ACL is loaded.
+    var tenant: String?
 
-    init(name: ByteBuffer) {
+    init(name: ByteBuffer, tenant: String?) {
         self.name = name
+        self.tenant = tenant
     }
 
     var queuedCount: Int { queuedCounts[0] + queuedCounts[1] + queuedCounts[2] }
@@ -95,11 +98,15 @@ struct ConnectionState {
 
     let id: ConnectionID
     let peerAddress: String
-    var principal: Principal = .anonymous
-    /// The peer's certificate identity, once a TLS handshake completed.
-    var tlsIdentity: TLSPeerIdentity?
+    /// Who the connection authenticated as; nil while anonymous.
+    var principal: PrincipalRule?
+    /// The identity (CN or SAN, as configured) of the verified client certificate, once the TLS
+    /// handshake completed.
+    var certificateIdentity: String?
     var clientID: ByteBuffer?
     var exceptions = false
+    /// OPTION_REQ `permission-errors`: a denied CAN_DO gets ERROR PERMISSION_DENIED instead of silence.
+    var permissionErrors = false
     /// Registered functions in round-robin order: a function that yields a job moves to the end.
     var abilities: [Ability] = []
     var isSleeping = false
@@ -111,6 +118,9 @@ struct ConnectionState {
         self.id = id
         self.peerAddress = peerAddress
     }
+
+    /// The tenant of the principal; nil for anonymous and global principals.
+    var tenant: String? { principal?.tenant }
 
     func abilityIndex(_ function: ByteBuffer) -> Int? {
         abilities.firstIndex { $0.function == function }

@@ -39,6 +39,9 @@ extension JobServer {
         public var maxPacketSize: UInt32 = .max
         /// How long a graceful stop waits for running jobs to finish. Default: 30 seconds.
         public var shutdownTimeout: TimeAmount = .seconds(30)
+        /// The ACL and authentication settings. Default nil: no ACL, every connection may do
+        /// everything (as gearmand).
+        public var accessControl: AccessControl?
 
         public init() {}
 

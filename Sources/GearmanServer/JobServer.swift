@@ -1,3 +1,4 @@
+public import GearmanACL
 public import GearmanQueue
 public import GearmanTLS
 public import Logging
@@ -49,8 +50,8 @@ public final class JobServer: Service, Sendable {
         machineConfiguration.version = Self.version
         machineConfiguration.verboseLevel = logger.logLevel.gearmanName
         self.core = JobServerCore(
-            eventLoop: eventLoop, configuration: machineConfiguration, shutdownTimeout: configuration.shutdownTimeout,
-            store: queueStore, logger: logger)
+            eventLoop: eventLoop, configuration: machineConfiguration, access: configuration.accessControl,
+            shutdownTimeout: configuration.shutdownTimeout, store: queueStore, logger: logger)
         self.listening = eventLoop.makePromise()
     }
 
@@ -85,6 +86,9 @@ public final class JobServer: Service, Sendable {
     private func bindListeners() async throws {
         var addresses: [SocketAddress] = []
         let decoderLimits = GearmanFrameDecoder.Limits(maxPacketSize: configuration.maxPacketSize)
+        let preauthenticationLimit = configuration.accessControl.map {
+            min($0.preauthenticationMaxPacketSize, configuration.maxPacketSize)
+        }
         for (index, listener) in configuration.listeners.enumerated() {
             let tlsContexts = self.tlsContexts
             let bootstrap = ServerBootstrap(group: core.eventLoop)
@@ -103,9 +107,9 @@ public final class JobServer: Service, Sendable {
                         if let tlsContext {
                             try channel.pipeline.syncOperations.addHandler(TLSHandler(context: tlsContext))
                         }
-                        try channel.pipeline.syncOperations.addHandlers(
-                            ByteToMessageHandler(GearmanFrameDecoder(limits: decoderLimits)),
-                            ServerConnectionHandler(core: core, id: id))
+                        try channel.pipeline.syncOperations.addHandler(
+                            ServerConnectionHandler(
+                                core: core, id: id, limits: decoderLimits, preauthenticationLimit: preauthenticationLimit))
                     }
                 }
             let channel = try await bootstrap.bind(host: listener.host, port: listener.port).get()
@@ -146,6 +150,21 @@ public final class JobServer: Service, Sendable {
             logger.error("TLS reload failed; keeping the previous material", metadata: ["error": "\(error)"])
             throw error
         }
+    }
+
+    // MARK: Access control
+
+    /// Replaces the ACL (on SIGHUP). Live connections are re-checked at once: a connection whose
+    /// principal was removed is closed, and registrations no longer allowed are withdrawn. Does
+    /// nothing on a server started without access control (that needs a restart).
+    public func reloadAccessPolicy(_ policy: AccessPolicy) {
+        guard configuration.accessControl != nil else {
+            logger.warning("ACL reload ignored: the server was started without an ACL")
+            return
+        }
+        let core = self.core
+        core.eventLoop.execute { core.reloadAccessPolicy(policy) }
+        logger.notice("ACL reloaded", metadata: ["acl.tenants": "\(policy.tenants.count)", "acl.principals": "\(policy.principals.count)"])
     }
 
     /// `H:` plus the host name, shortened so handles stay within 63 bytes.

@@ -13,6 +13,9 @@ enum JobServerAction {
     case persist(StoredJob)
     /// Forget a durable background job that ended.
     case unpersist(handle: ByteBuffer)
+    /// The connection authenticated (or needs no authentication): lift the pre-authentication cap
+    /// on its packet size.
+    case liftPacketLimit(ConnectionID)
     /// Close a connection after writing what is pending.
     case close(ConnectionID)
     /// Stop the server (admin `shutdown`); `graceful` lets running jobs finish first.

@@ -1,3 +1,4 @@
+import GearmanACL
 import GearmanProtocol
 import OrderedCollections
 import GearmanQueue
@@ -32,10 +33,11 @@ final class JobServerCore: @unchecked Sendable {
 
     init(
         eventLoop: any EventLoop, configuration: JobServerStateMachine<SystemJobServerClock>.Configuration,
-        shutdownTimeout: TimeAmount, store: any QueueStore, logger: Logger
+        access: AccessControl?, shutdownTimeout: TimeAmount, store: any QueueStore, logger: Logger
     ) {
         self.eventLoop = eventLoop
-        self.machine = JobServerStateMachine(configuration: configuration, clock: SystemJobServerClock())
+        self.machine = JobServerStateMachine(
+            configuration: configuration, clock: SystemJobServerClock(), access: access)
         self.store = store
         self.logger = logger
         self.shutdownTimeout = shutdownTimeout
@@ -53,6 +55,7 @@ final class JobServerCore: @unchecked Sendable {
         outputs[id] = ConnectionOutput(channel: channel)
         machine.connectionOpened(id, peerAddress: channel.remoteAddress?.ipAddress ?? "-")
         logger.debug("connection opened", metadata: ["gearman.connection": "\(id)"])
+        performActions()
     }
 
     func process(_ frames: [GearmanFrame], from id: ConnectionID) {
@@ -81,7 +84,6 @@ final class JobServerCore: @unchecked Sendable {
     func peerIdentified(_ id: ConnectionID, identity: TLSPeerIdentity) {
         eventLoop.preconditionInEventLoop()
         guard outputs[id] != nil else { return }
-        machine.connections[id]?.tlsIdentity = identity
         logger.debug(
             "TLS handshake completed",
             metadata: [
@@ -89,6 +91,24 @@ final class JobServerCore: @unchecked Sendable {
                 "tls.cipher": "\(identity.cipher)", "tls.peer_cn": "\(identity.commonNames.joined(separator: ","))",
                 "tls.peer_verified": "\(identity.isVerified)",
             ])
+        machine.peerIdentified(id, identity: identity)
+        performActions()
+    }
+
+    /// A connection that has not authenticated declared a packet over the pre-authentication cap;
+    /// its handler has stopped decoding until told to go on (or the connection is closed).
+    func preauthenticationLimitReached(_ id: ConnectionID, declaredSize: UInt32) {
+        eventLoop.preconditionInEventLoop()
+        guard outputs[id] != nil else { return }
+        machine.preauthenticationLimitReached(id, declaredSize: declaredSize)
+        performActions()
+    }
+
+    /// Swaps in a new ACL and re-checks live connections against it.
+    func reloadAccessPolicy(_ policy: AccessPolicy) {
+        eventLoop.preconditionInEventLoop()
+        machine.accessPolicyReloaded(policy)
+        performActions()
     }
 
     /// A TLS handshake or stream failed; the handler closes that connection alone.
@@ -152,6 +172,8 @@ final class JobServerCore: @unchecked Sendable {
                     batch.added.append(job)
                 case .unpersist(let handle):
                     batch.removedHandles.append(handle)
+                case .liftPacketLimit(let id):
+                    outputs[id]?.channel.pipeline.fireUserInboundEventTriggered(ServerConnectionEvent.packetLimitLifted)
                 case .close, .shutdown:
                     deferred.append(action)
                 case .log(let level, let message, let metadata):
@@ -178,7 +200,7 @@ final class JobServerCore: @unchecked Sendable {
                 case .shutdown(let graceful):
                     logger.notice("shutdown requested on the admin protocol", metadata: ["graceful": "\(graceful)"])
                     if graceful { beginGracefulShutdown() } else { stopNow() }
-                case .send, .sendText, .persist, .unpersist, .log:
+                case .send, .sendText, .persist, .unpersist, .log, .liftPacketLimit:
                     preconditionFailure("only closes and shutdowns are deferred")
                 }
             }

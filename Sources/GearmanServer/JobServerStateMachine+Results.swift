@@ -33,6 +33,14 @@ extension JobServerStateMachine {
     /// WORK_DATA and WORK_WARNING go to every attached client; nothing is stored.
     mutating func forwardToListeners(_ packet: GearmanPacket, handle: ByteBuffer, from id: ConnectionID) {
         guard let job = assignedJob(handle, packet: packet.type, from: id) else { return }
+        if case .workData(_, let payload) = packet, !resultWithinTenantLimit(payload, packet: .workData, job: job, from: id) {
+            return
+        }
+        if case .workWarning(_, let payload) = packet,
+            !resultWithinTenantLimit(payload, packet: .workWarning, job: job, from: id)
+        {
+            return
+        }
         for listener in job.listeners {
             send(packet, to: listener)
         }
@@ -43,6 +51,15 @@ extension JobServerStateMachine {
     /// job is removed. Failures are final: no retry.
     mutating func finishWork(_ packet: GearmanPacket, handle: ByteBuffer, from id: ConnectionID) {
         guard let job = assignedJob(handle, packet: packet.type, from: id) else { return }
+        var packet = packet
+        switch packet {
+        case .workComplete(_, let payload), .workException(_, let payload):
+            // A result over the tenant's limit is refused; the job fails rather than hang.
+            if !resultWithinTenantLimit(payload, packet: packet.type, job: job, from: id) {
+                packet = .workFail(handle: job.handle)
+            }
+        default: break
+        }
         for listener in job.listeners {
             if case .workException = packet,
                 !(configuration.exceptions || connections[listener]?.exceptions == true)

@@ -5,7 +5,8 @@ import NIOCore
 extension JobServerStateMachine {
     /// Every SUBMIT_* variant: coalesce on (function, unique), check maxqueue, create, persist,
     /// answer JOB_CREATED, then make the job runnable.
-    mutating func submit(_ submission: Submission, from id: ConnectionID) {
+    mutating func submit(_ submission: Submission, packet: PacketType, from id: ConnectionID) {
+        guard maySubmit(submission, packet: packet, from: id) else { return }
         guard submission.unique.readableBytes <= Self.maxUniqueLength else {
             send(.error(code: ErrorCode.argumentTooLarge, text: "Unique value too large"), to: id)
             return
@@ -22,6 +23,7 @@ extension JobServerStateMachine {
             return
         }
 
+        guard tenantHasRoom(for: function, packet: packet, from: id) else { return }
         let state = functions[function]!
         let limit = state.maxQueue[submission.priority]
         if limit > 0 && state.totalCount >= limit {
@@ -73,7 +75,7 @@ extension JobServerStateMachine {
     // MARK: Status
 
     mutating func getStatus(handle: ByteBuffer, from id: ConnectionID) {
-        guard let job = job(withHandle: handle) else {
+        guard let job = job(withHandle: handle), mayQueryStatus(of: job.function, from: id) else {
             send(
                 .statusResponse(handle: handle, known: false, running: false, numerator: Self.zero, denominator: Self.zero),
                 to: id)
@@ -88,7 +90,7 @@ extension JobServerStateMachine {
     /// GET_STATUS_UNIQUE looks the unique up across all functions and answers for the first match.
     mutating func getStatusUnique(unique: ByteBuffer, from id: ConnectionID) {
         var found: Job?
-        for function in functions.keys {
+        for function in functions.keys where mayQueryStatus(of: function, from: id) {
             guard let key = Self.coalescingKey(function: function, unique: unique, payload: ByteBuffer()),
                 let jobID = jobsByKey[key]
             else { continue }

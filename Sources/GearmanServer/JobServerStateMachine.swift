@@ -1,4 +1,5 @@
 import DequeModule
+import GearmanACL
 import GearmanProtocol
 import GearmanQueue
 import HeapModule
@@ -42,10 +43,22 @@ struct JobServerStateMachine<Clock: JobServerClock> {
     /// Set once a graceful shutdown began: no new assignments, so running jobs can drain.
     var isDraining = false
 
-    init(configuration: Configuration, clock: Clock) {
+    /// The ACL and its settings; nil when every connection may do everything.
+    var access: AccessControl?
+    var throttle: AuthenticationThrottle
+    /// When each connection that has not authenticated must have done so; stale entries skipped.
+    var authenticationDeadlines = Heap<AuthenticationDeadline>()
+    /// Live jobs per tenant (all of its functions), for its `max_queued_jobs`.
+    var tenantJobCounts: [String: Int] = [:]
+    /// Connections authenticated as each tenant's principals, for its `max_connections`.
+    var tenantConnectionCounts: [String: Int] = [:]
+
+    init(configuration: Configuration, clock: Clock, access: AccessControl? = nil) {
         self.configuration = configuration
         self.clock = clock
         self.handles = JobHandleGenerator(prefix: configuration.jobHandlePrefix)
+        self.access = access
+        self.throttle = AuthenticationThrottle(threshold: access?.failuresBeforeThrottling ?? 5)
     }
 
     /// Takes the actions accumulated since the last call.
@@ -68,6 +81,7 @@ struct JobServerStateMachine<Clock: JobServerClock> {
     mutating func connectionOpened(_ id: ConnectionID, peerAddress: String) {
         precondition(connections[id] == nil, "connection \(id) opened twice")
         connections[id] = ConnectionState(id: id, peerAddress: peerAddress)
+        accessConnectionOpened(id)
     }
 
     mutating func connectionClosed(_ id: ConnectionID) {
@@ -84,6 +98,9 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         for jobID in connection.listeningJobs.sorted() {
             detachListener(id, from: jobID)
         }
+        if let tenant = connection.tenant {
+            tenantConnectionCounts[tenant, default: 1] -= 1
+        }
         connections[id] = nil
     }
 
@@ -97,8 +114,10 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         }
         switch packet {
         case .canDo(let function):
+            guard mayRegister(function, packet: .canDo, from: id) else { return }
             canDo(function, timeoutMilliseconds: nil, from: id)
         case .canDoTimeout(let function, let timeout):
+            guard mayRegister(function, packet: .canDoTimeout, from: id) else { return }
             canDo(function, timeoutMilliseconds: Self.parseTimeout(timeout), from: id)
         case .cantDo(let function):
             cantDo(function, from: id)
@@ -116,7 +135,7 @@ struct JobServerStateMachine<Clock: JobServerClock> {
             submit(
                 Submission(
                     function: function, unique: unique, payload: payload, priority: priority,
-                    background: background, epoch: nil, reducer: nil), from: id)
+                    background: background, epoch: nil, reducer: nil), packet: packet.type, from: id)
         case .submitJobEpoch(let function, let unique, let epochText, let payload):
             guard let epoch = Int64(String(buffer: epochText)) else {
                 send(.error(code: ErrorCode.invalidArgument, text: "Epoch time is not a decimal number"), to: id)
@@ -125,12 +144,12 @@ struct JobServerStateMachine<Clock: JobServerClock> {
             submit(
                 Submission(
                     function: function, unique: unique, payload: payload, priority: .normal, background: true,
-                    epoch: epoch, reducer: nil), from: id)
+                    epoch: epoch, reducer: nil), packet: packet.type, from: id)
         case .submitReduceJob(let function, let unique, let reducer, _, let payload, let background):
             submit(
                 Submission(
                     function: function, unique: unique, payload: payload, priority: .normal,
-                    background: background, epoch: nil, reducer: reducer), from: id)
+                    background: background, epoch: nil, reducer: reducer), packet: packet.type, from: id)
         case .workStatus(let handle, let numerator, let denominator):
             workStatus(handle: handle, numerator: numerator, denominator: denominator, from: id)
         case .workData(let handle, let payload):
@@ -150,6 +169,10 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         case .echoRequest(let payload):
             send(.echoResponse(payload: payload), to: id)
         case .setClientID(let clientID):
+            if case .token(let principal, let secret) = AuthenticationToken(clientID) {
+                authenticate(id, principal: principal, secret: secret, via: .clientID)
+                return
+            }
             connections[id]!.clientID = clientID.getSlice(
                 at: clientID.readerIndex, length: min(clientID.readableBytes, Self.maxClientIDLength))
                 .map { ByteBuffer(buffer: $0) }
@@ -166,9 +189,16 @@ struct JobServerStateMachine<Clock: JobServerClock> {
     static var maxReducerLength: Int { 512 }
 
     private mutating func optionRequest(_ name: ByteBuffer, from id: ConnectionID) {
+        if case .token(let principal, let secret) = AuthenticationToken(name) {
+            authenticate(id, principal: principal, secret: secret, via: .optionRequest)
+            return
+        }
         switch String(buffer: name).lowercased() {
         case "exceptions":
             connections[id]!.exceptions = true
+            send(.optionResponse(name: name), to: id)
+        case "permission-errors":
+            connections[id]!.permissionErrors = true
             send(.optionResponse(name: name), to: id)
         default:
             send(.error(code: ErrorCode.unknownOption, text: "Server does not recognize given option"), to: id)
@@ -185,7 +215,10 @@ struct JobServerStateMachine<Clock: JobServerClock> {
 
     /// The monotonic time at which `timerFired` has work to do, if any.
     var nextTimerDeadline: UInt64? {
-        let timeout = timeouts.min?.deadline
+        var timeout = timeouts.min?.deadline
+        if let authentication = authenticationDeadlines.min?.deadline {
+            timeout = min(timeout ?? .max, authentication)
+        }
         var epochDeadline: UInt64?
         if let next = scheduled.min {
             let now = clock.monotonicNanoseconds
@@ -221,6 +254,7 @@ struct JobServerStateMachine<Clock: JobServerClock> {
             emitLog(.info, "job timed out; requeued", job: job)
             requeue(entry.job, countRetry: true)
         }
+        authenticationDeadlinesPassed(now: now)
         let wallNow = clock.wallClockSeconds
         while let entry = scheduled.min, entry.epoch <= wallNow {
             scheduled.removeMin()
@@ -258,7 +292,7 @@ struct JobServerStateMachine<Clock: JobServerClock> {
             return functions.keys[index]
         }
         let key = ByteBuffer(buffer: name)
-        functions[key] = FunctionState(name: key)
+        functions[key] = FunctionState(name: key, tenant: access?.policy.owningTenant(ofFunction: key.readableBytesView)?.name)
         return key
     }
 
@@ -288,6 +322,7 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         jobs[id] = job
         jobsByHandle[handle] = id
         if let key { jobsByKey[key] = id }
+        if let tenant = functions[function]!.tenant { tenantJobCounts[tenant, default: 0] += 1 }
         return id
     }
 
@@ -307,6 +342,7 @@ struct JobServerStateMachine<Clock: JobServerClock> {
     mutating func removeJob(_ jobID: JobID) {
         guard let job = jobs.removeValue(forKey: jobID) else { return }
         jobsByHandle[job.handle] = nil
+        if let tenant = functions[job.function]!.tenant { tenantJobCounts[tenant, default: 1] -= 1 }
         if let key = job.coalescingKey, jobsByKey[key] == jobID { jobsByKey[key] = nil }
         switch job.state {
         case .queued: functions[job.function]!.queuedCounts[job.priority.rawValue] -= 1
@@ -425,4 +461,15 @@ enum ErrorCode {
     static let jobNotFound = "JOB_NOT_FOUND"
     static let invalidArgument = "INVALID_ARGUMENT"
     static let invalidPacket = "INVALID_PACKET"
+    static let authenticationFailed = "AUTH_FAILED"
+    static let permissionDenied = "PERMISSION_DENIED"
+    static let quotaExceeded = "QUOTA_EXCEEDED"
+}
+
+struct AuthenticationDeadline: Comparable {
+    var deadline: UInt64
+    var connection: ConnectionID
+    static func < (lhs: AuthenticationDeadline, rhs: AuthenticationDeadline) -> Bool {
+        (lhs.deadline, lhs.connection) < (rhs.deadline, rhs.connection)
+    }
 }

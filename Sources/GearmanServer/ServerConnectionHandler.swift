@@ -2,18 +2,36 @@ import GearmanProtocol
 import GearmanTLS
 import NIOCore
 
-/// The per-connection channel handler: collects the frames of one read cycle and hands them to the
-/// core in one call. It does no protocol reasoning of its own.
-final class ServerConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = GearmanFrame
+/// Events the core sends down to a connection's handler.
+enum ServerConnectionEvent: Sendable {
+    /// The connection authenticated (or needs not): lift the pre-authentication packet cap.
+    case packetLimitLifted
+}
+
+/// The per-connection channel handler: decodes frames, collects those of one read cycle and hands
+/// them to the core in one call. It does no protocol reasoning of its own. While a connection is
+/// paused at the pre-authentication cap it holds further reads, so a waiting peer cannot make the
+/// server buffer without bound.
+final class ServerConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = Any
 
     private let core: JobServerCore
     private let id: ConnectionID
+    private let gate: PreauthenticationGate
+    private let processor: NIOSingleStepByteToMessageProcessor<ServerFrameDecoder>
     private var frames: [GearmanFrame] = []
+    private var failed = false
+    private var pauseReported = false
+    private var readHeld = false
 
-    init(core: JobServerCore, id: ConnectionID) {
+    /// - Parameter preauthenticationLimit: the packet cap until the core lifts it; nil for none.
+    init(core: JobServerCore, id: ConnectionID, limits: GearmanFrameDecoder.Limits, preauthenticationLimit: UInt32?) {
         self.core = core
         self.id = id
+        self.gate = PreauthenticationGate(limit: preauthenticationLimit)
+        self.processor = NIOSingleStepByteToMessageProcessor(
+            ServerFrameDecoder(frames: GearmanFrameDecoder(limits: limits), gate: gate))
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -23,7 +41,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        frames.append(unwrapInboundIn(data))
+        decode(unwrapInboundIn(data), context: context)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -32,28 +50,78 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if !failed && gate.pausedAtSize == nil {
+            try? processor.finishProcessing(seenEOF: true) { frames.append($0) }
+        }
         deliverFrames()
         onCore { core, id in core.connectionClosed(id) }
         context.fireChannelInactive()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .handshakeCompleted(let identity) = event as? TLSEvent {
-            onCore { core, id in core.peerIdentified(id, identity: identity) }
+    func read(context: ChannelHandlerContext) {
+        if gate.pausedAtSize != nil {
+            readHeld = true
+            return
         }
-        context.fireUserInboundEventTriggered(event)
+        context.read()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case let event as TLSEvent:
+            if case .handshakeCompleted(let identity) = event {
+                onCore { core, id in core.peerIdentified(id, identity: identity) }
+            }
+            context.fireUserInboundEventTriggered(event)
+        case let event as ServerConnectionEvent:
+            switch event {
+            case .packetLimitLifted: liftPacketLimit(context: context)
+            }
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         deliverFrames()
-        switch error {
-        case let error as GearmanProtocolError:
-            onCore { core, id in core.protocolError(error, from: id) }
-        case let error as TLSError:
+        if let error = error as? TLSError {
             onCore { core, id in core.tlsFailed(id, error: error) }
+        }
+        context.close(promise: nil)
+    }
+
+    private func decode(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        guard !failed else { return }
+        do {
+            try processor.process(buffer: buffer) { frames.append($0) }
+        } catch let error as GearmanProtocolError {
+            failed = true
+            deliverFrames()
+            onCore { core, id in core.protocolError(error, from: id) }
+            return
+        } catch {
+            failed = true
+            deliverFrames()
             context.close(promise: nil)
-        default:
-            context.close(promise: nil)
+            return
+        }
+        if let size = gate.pausedAtSize, !pauseReported {
+            pauseReported = true
+            deliverFrames()
+            onCore { core, id in core.preauthenticationLimitReached(id, declaredSize: size) }
+        }
+    }
+
+    private func liftPacketLimit(context: ChannelHandlerContext) {
+        gate.limit = nil
+        guard gate.pausedAtSize != nil else { return }
+        gate.pausedAtSize = nil
+        pauseReported = false
+        decode(ByteBuffer(), context: context)
+        deliverFrames()
+        if readHeld {
+            readHeld = false
+            context.read()
         }
     }
 

@@ -1,11 +1,14 @@
+import GearmanACL
 import GearmanServer
 import Logging
 import ServiceLifecycle
 import UnixSignals
 
-/// Reloads the server's TLS material on every SIGHUP, for as long as the server runs.
+/// Reloads the server's TLS material and ACL on every SIGHUP, for as long as the server runs.
 struct ReloadOnHangupService: Service {
     let server: JobServer
+    /// The ACL file to read again; nil when the server runs without one.
+    let aclPath: String?
     let logger: Logger
 
     func run() async throws {
@@ -14,6 +17,18 @@ struct ReloadOnHangupService: Service {
             logger.info("SIGHUP: reloading")
             // A bad file keeps the old material; the server logged why.
             try? server.reloadTLS()
+            reloadACL()
+        }
+    }
+
+    /// All or nothing: a file that fails to load or validate keeps the ACL in force.
+    private func reloadACL() {
+        guard let aclPath else { return }
+        do {
+            server.reloadAccessPolicy(try AccessPolicy.load(contentsOfFile: aclPath))
+        } catch {
+            logger.error(
+                "ACL reload failed; keeping the previous ACL", metadata: ["acl.file": "\(aclPath)", "error": "\(error)"])
         }
     }
 }

@@ -1,4 +1,5 @@
 public import ArgumentParser
+import GearmanACL
 import GearmanServer
 import GearmanTLS
 public import Logging
@@ -44,6 +45,22 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: "Where a client certificate's identity comes from: cn (its single common name) or san.")
     var tlsIdentity: TLSIdentitySource = .cn
+
+    @Option(
+        help: ArgumentHelp(
+            "ACL file (YAML) deciding who may register, submit and administer what; reloaded on SIGHUP.",
+            discussion: "Without it every connection may do everything, as with gearmand. See SECURITY.md.",
+            valueName: "file"))
+    var acl: String?
+
+    @Option(help: "With --acl: largest packet, in bytes, accepted before a connection authenticates.")
+    var preauthMaxPacket: UInt32 = 64 * 1024
+
+    @Option(help: "With --acl: seconds a connection has to authenticate before it is closed.")
+    var authTimeout: Double = 10
+
+    @Option(help: "With --acl: failed authentications from one address before it is throttled.")
+    var authFailuresBeforeThrottle: Int = 5
 
     @Option(help: "Seconds a TLS handshake may take before the connection is dropped.")
     var tlsHandshakeTimeout: Double = 10
@@ -93,6 +110,11 @@ struct ServeCommand: AsyncParsableCommand {
         } else if tlsCert != nil || tlsKey != nil || tlsCA != nil || tlsCRL != nil || tlsClientAuth != nil {
             throw ValidationError("TLS options need at least one --tls-listen address")
         }
+        guard authTimeout > 0 else { throw ValidationError("--auth-timeout must be positive") }
+        guard preauthMaxPacket > 0 else { throw ValidationError("--preauth-max-packet must be positive") }
+        guard authFailuresBeforeThrottle > 0 else {
+            throw ValidationError("--auth-failures-before-throttle must be at least 1")
+        }
         if !allowPlaintextOnNetwork, let exposed = listen.first(where: { !$0.isLoopback }) {
             throw ValidationError(
                 "refusing a plaintext listener on \(exposed.listener): not loopback. "
@@ -126,13 +148,29 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.jobHandlePrefix = jobHandlePrefix
         configuration.maxPacketSize = maxPacketSize
         configuration.shutdownTimeout = .seconds(Int64(shutdownTimeout))
+        if let acl {
+            let policy: AccessPolicy
+            do {
+                policy = try AccessPolicy.load(contentsOfFile: acl)
+            } catch {
+                throw ValidationError("--acl \(acl): \(error)")
+            }
+            configuration.accessControl = AccessControl(
+                policy: policy, certificateIdentity: tlsIdentity.source, preauthenticationMaxPacketSize: preauthMaxPacket,
+                authenticationTimeout: .milliseconds(Int64(authTimeout * 1000)),
+                failuresBeforeThrottling: authFailuresBeforeThrottle)
+            logger.info(
+                "ACL loaded",
+                metadata: ["acl.file": "\(acl)", "acl.tenants": "\(policy.tenants.count)",
+                           "acl.principals": "\(policy.principals.count)"])
+        }
 
         let server = JobServer(configuration: configuration, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
                 services: [
                     .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
-                    .init(service: ReloadOnHangupService(server: server, logger: logger)),
+                    .init(service: ReloadOnHangupService(server: server, aclPath: acl, logger: logger)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
@@ -148,6 +186,13 @@ extension TLSConfiguration.ClientAuthentication: ExpressibleByArgument {}
 enum TLSIdentitySource: String, ExpressibleByArgument, CaseIterable {
     case cn
     case san
+
+    var source: AccessControl.CertificateIdentitySource {
+        switch self {
+        case .cn: .commonName
+        case .san: .subjectAlternativeName
+        }
+    }
 }
 
 enum TLSVersionArgument: String, ExpressibleByArgument, CaseIterable {

@@ -1,4 +1,7 @@
+import GearmanACL
 import GearmanProtocol
+import GearmanTLS
+import Logging
 import GearmanQueue
 import NIOCore
 import Testing
@@ -20,6 +23,7 @@ enum Effect: Equatable {
     case unpersist(handle: ByteBuffer)
     case close(ConnectionID)
     case shutdown(graceful: Bool)
+    case liftPacketLimit(ConnectionID)
 }
 
 /// The actions one event produced, with ways to look at them per connection.
@@ -35,6 +39,7 @@ struct Outbox {
             case .unpersist(let handle): .unpersist(handle: handle)
             case .close(let id): .close(id)
             case .shutdown(let graceful): .shutdown(graceful: graceful)
+            case .liftPacketLimit(let id): .liftPacketLimit(id)
             case .log: nil
             }
         }
@@ -93,11 +98,14 @@ final class Harness {
     var machine: Machine
     private var lastConnection: UInt64 = 0
 
-    init(clock: MockClock = MockClock(), configure: (inout Machine.Configuration) -> Void = { _ in }) {
+    init(
+        clock: MockClock = MockClock(), access: AccessControl? = nil,
+        configure: (inout Machine.Configuration) -> Void = { _ in }
+    ) {
         var configuration = Machine.Configuration()
         configure(&configuration)
         self.clock = clock
-        self.machine = Machine(configuration: configuration, clock: clock)
+        self.machine = Machine(configuration: configuration, clock: clock, access: access)
     }
 
     // MARK: Events
@@ -106,8 +114,38 @@ final class Harness {
         lastConnection += 1
         let id = ConnectionID(lastConnection)
         machine.connectionOpened(id, peerAddress: peer)
-        #expect(machine.takeActions().isEmpty)
+        // With an ACL whose anonymous connections have rights, the packet cap is lifted at once.
+        #expect(Outbox(actions: machine.takeActions()).effects.allSatisfy { $0 == .liftPacketLimit(id) })
         return id
+    }
+
+    /// A TLS handshake completed with `identity`.
+    @discardableResult
+    func identify(_ id: ConnectionID, _ identity: TLSPeerIdentity) -> Outbox {
+        machine.peerIdentified(id, identity: identity)
+        return Outbox(actions: machine.takeActions())
+    }
+
+    /// The handler paused at a packet over the pre-authentication cap.
+    @discardableResult
+    func preauthenticationLimitReached(_ id: ConnectionID, declaredSize: UInt32) -> Outbox {
+        machine.preauthenticationLimitReached(id, declaredSize: declaredSize)
+        return Outbox(actions: machine.takeActions())
+    }
+
+    /// The ACL was replaced (SIGHUP).
+    @discardableResult
+    func reload(_ policy: AccessPolicy) -> Outbox {
+        machine.accessPolicyReloaded(policy)
+        return Outbox(actions: machine.takeActions())
+    }
+
+    /// The audit log lines of an outbox: their `audit` metadata value and their metadata.
+    static func auditEvents(_ outbox: Outbox) -> [(event: String, metadata: Logger.Metadata)] {
+        outbox.actions.compactMap { action in
+            guard case .log(_, _, let metadata) = action, let event = metadata["audit"] else { return nil }
+            return ("\(event)", metadata)
+        }
     }
 
     @discardableResult
