@@ -167,6 +167,7 @@ let package = Package(
             dependencies: [
                 "GearlockTestSupport",
                 "Gearman",
+                "GearmanACL",
                 "GearmanTLS",
                 "GearmanServer",
                 "GearmanProtocol",
