@@ -1,4 +1,5 @@
 import Foundation
+import GearmanACL
 import GearlockTestSupport
 import GearmanProtocol
 import GearmanServer
@@ -80,6 +81,30 @@ struct ACLPeerTests {
             let after = try await server.admin("status")
             #expect(after.contains("acme.import\t1\t0\t0") && !after.contains("globex.import"), "\(after)")
             #expect(server.logs.audits("authentication_failed").count == 1)
+        }
+    }
+
+    @Test("The gearman tool (which cannot set a client id) works within the anonymous rights, and is refused beyond them")
+    func gearmanToolAnonymous() async throws {
+        let yaml = ACLFixture.yaml() + "\nanonymous:\n  can_do: [\"public.*\"]\n  submit: [\"public.*\"]\n"
+        try await withACLServer(policy: try AccessPolicy(yaml: yaml)) { server in
+            let arguments = ["-h", "127.0.0.1", "-p", String(server.port)]
+            let worker = try ChildProcess(ReferenceTools.gearman, arguments + ["-w", "-f", "public.rev", "-c", "1", "--", "rev"])
+            let intruder = try ChildProcess(ReferenceTools.gearman, arguments + ["-w", "-f", "acme.resize", "--", "cat"])
+            defer { intruder.killTree() }
+            try await server.adminEventually("workers") { $0.contains("public.rev") }
+            let allowed = try await runProcess(ReferenceTools.gearman, arguments + ["-f", "public.rev", "hello"])
+            #expect(allowed.exitCode == 0 && allowed.stdoutString == "olleh", "\(allowed)")
+            #expect(await worker.wait(timeout: .seconds(5)).exitCode == 0)
+
+            let denied = try await runProcess(
+                ReferenceTools.gearman, arguments + ["-f", "acme.resize", "data"], timeout: .seconds(20))
+            // gearman 1.1.20 prints the server's error but still exits 0.
+            #expect(denied.stderrString.contains("PERMISSION_DENIED") || denied.stdoutString.contains("PERMISSION_DENIED"), "\(denied)")
+            // The intruding worker is connected but registered for nothing.
+            let status = try await server.admin("status")
+            #expect(!status.contains("acme.resize"), "\(status)")
+            #expect(intruder.isRunning, "a silently denied worker stays connected (no reconnect loop)")
         }
     }
 
