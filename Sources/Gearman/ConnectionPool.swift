@@ -11,6 +11,9 @@ final class ConnectionPool: Sendable {
         var connecting: EventLoopPromise<GearmanConnection>?
         var failures = 0
         var retryAt: NIODeadline?
+        /// The server's refusal of the credentials that began the current backoff, repeated to
+        /// callers until the next attempt.
+        var refusal: GearmanError?
     }
 
     let options: GearmanConnectionOptions
@@ -19,21 +22,26 @@ final class ConnectionPool: Sendable {
     private let setUp: @Sendable (GearmanConnection) -> EventLoopFuture<Void>
     private let tlsContextCache = NIOLockedValueBox<TLSContext?>(nil)
     private let onWake: (@Sendable (_ server: Int) -> Void)?
+    private let dialect: ConnectionAuthentication.Dialect
     private let states: NIOLockedValueBox<[ServerState]>
     private let isShutDown = NIOLockedValueBox(false)
 
     /// - Parameters:
+    ///   - dialect: how connections authenticate when `options.credentials` is set (binary
+    ///     OPTION_REQ, or the admin `auth` line).
     ///   - onWake: called (on an event loop) when a server sends NOOP on its connection.
-    ///   - setUp: runs on every new connection before it is used (e.g. OPTION_REQ, CAN_DO); a
-    ///     failed future (best a `GearmanError`) means the connection is not used.
+    ///   - setUp: runs on every new connection before it is used (e.g. OPTION_REQ, CAN_DO), after
+    ///     the authentication; a failed future (best a `GearmanError`) means the connection is not used.
     init(
         options: GearmanConnectionOptions, eventLoopGroup: any EventLoopGroup, logger: Logger,
+        dialect: ConnectionAuthentication.Dialect = .binary,
         onWake: (@Sendable (_ server: Int) -> Void)? = nil,
         setUp: @escaping @Sendable (GearmanConnection) -> EventLoopFuture<Void> = {
             $0.channel.eventLoop.makeSucceededVoidFuture()
         }
     ) {
         self.onWake = onWake
+        self.dialect = dialect
         self.options = options
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
@@ -50,7 +58,8 @@ final class ConnectionPool: Sendable {
         }
     }
 
-    /// The server's connection, opened if needed. Fails at once while the server is backing off.
+    /// The server's connection, opened if needed. Fails at once while the server is backing off:
+    /// with `.authenticationFailed` when it last refused the credentials, else `.connectionFailed`.
     ///
     /// The connect and set-up run on the event loop, apart from any caller: a caller that is
     /// cancelled or runs out of time (`deadline`) stops waiting, and the others, and the next
@@ -61,7 +70,7 @@ final class ConnectionPool: Sendable {
             case ready(GearmanConnection)
             case wait(EventLoopFuture<GearmanConnection>)
             case connect(EventLoopPromise<GearmanConnection>)
-            case backingOff(TimeAmount)
+            case backingOff(TimeAmount, refusal: GearmanError?)
             case shutDown
         }
         let step = states.withLockedValue { states -> Step in
@@ -69,7 +78,9 @@ final class ConnectionPool: Sendable {
             if let connection = states[index].connection, connection.isActive { return .ready(connection) }
             states[index].connection = nil
             if let connecting = states[index].connecting { return .wait(connecting.futureResult) }
-            if let retryAt = states[index].retryAt, retryAt > .now() { return .backingOff(retryAt - .now()) }
+            if let retryAt = states[index].retryAt, retryAt > .now() {
+                return .backingOff(retryAt - .now(), refusal: states[index].refusal)
+            }
             let promise = eventLoopGroup.any().makePromise(of: GearmanConnection.self)
             states[index].connecting = promise
             return .connect(promise)
@@ -79,7 +90,11 @@ final class ConnectionPool: Sendable {
             return connection
         case .shutDown:
             throw GearmanError(.shutDown, "the client was shut down")
-        case .backingOff(let remaining):
+        case .backingOff(let remaining, let refusal?):
+            throw GearmanError(
+                .authenticationFailed, "\(refusal.message); next attempt in \(remaining.nanoseconds / 1_000_000) ms",
+                serverCode: refusal.serverCode, server: address.description)
+        case .backingOff(let remaining, nil):
             throw GearmanError(
                 .connectionFailed,
                 "\(address) failed recently; next attempt in \(remaining.nanoseconds / 1_000_000) ms",
@@ -121,7 +136,7 @@ final class ConnectionPool: Sendable {
         do {
             connecting = GearmanConnection.connect(
                 to: address, options: options, eventLoopGroup: eventLoopGroup, tlsContext: try tlsContext(),
-                onWake: wake, logger: logger)
+                dialect: dialect, onWake: wake, logger: logger)
         } catch {
             connecting = eventLoopGroup.any().makeFailedFuture(error)
         }
@@ -144,6 +159,7 @@ final class ConnectionPool: Sendable {
                         states[index].connection = connection
                         states[index].failures = 0
                         states[index].retryAt = nil
+                        states[index].refusal = nil
                         return true
                     }
                     if stored {
@@ -157,15 +173,17 @@ final class ConnectionPool: Sendable {
                     var failure =
                         error as? GearmanError
                         ?? GearmanError(.connectionFailed, "\(error)", server: address.description, underlying: error)
-                    if failure.code != .serverError {
+                    if failure.code != .serverError && failure.code != .authenticationFailed {
                         // A set-up that timed out or lost its connection: the server is not usable.
                         failure = GearmanError(
                             .connectionFailed, "cannot set up \(address): \(failure.message)", server: address.description,
                             underlying: failure)
                     }
-                    let delay = recordFailure(index)
+                    // Refused credentials back off like any failure: no tight reconnect loop.
+                    let delay = recordFailure(index, refusal: failure.code == .authenticationFailed ? failure : nil)
                     states.withLockedValue { $0[index].connecting = nil }
-                    logger.info(
+                    logger.log(
+                        level: failure.code == .authenticationFailed ? .warning : .info,
                         "connection failed",
                         metadata: [
                             "gearman.server": "\(address)", "error": "\(failure.message)",
@@ -203,13 +221,17 @@ final class ConnectionPool: Sendable {
         }
     }
 
-    /// Notes that a server failed (connect error or lost connection); it is skipped until its backoff ends.
+    /// Notes that a server failed (connect error, lost connection, refused credentials); it is
+    /// skipped until its backoff ends.
+    /// - Parameter refusal: the server's refusal of the credentials, which callers get (as
+    ///   `.authenticationFailed`) until the backoff ends.
     @discardableResult
-    func recordFailure(_ index: Int) -> TimeAmount {
+    func recordFailure(_ index: Int, refusal: GearmanError? = nil) -> TimeAmount {
         let initial = options.initialReconnectDelay.nanoseconds
         let maximum = options.maximumReconnectDelay.nanoseconds
         return states.withLockedValue { states in
             states[index].failures += 1
+            states[index].refusal = refusal
             states[index].connection = nil
             let exponent = min(states[index].failures - 1, 30)
             let delay = TimeAmount.nanoseconds(min(maximum, initial.multipliedReportingOverflow(by: 1 << exponent).overflow ? maximum : initial << exponent))

@@ -17,6 +17,10 @@ import NIOCore
 /// connection would duplicate every event; joining locally is what the server would have done,
 /// without the copies.
 ///
+/// A connection with credentials authenticates first (OPTION_REQ `auth:…`, or the admin `auth`
+/// line): until that is answered nothing else is sent, so the first reply is the authentication's
+/// and is not matched against the queue.
+///
 /// Generic over the request and listener tokens so tests can use plain values.
 struct ConnectionStateMachine<Request: AnyObject, Listener: AnyObject> {
     enum Expectation: Equatable {
@@ -73,7 +77,10 @@ struct ConnectionStateMachine<Request: AnyObject, Listener: AnyObject> {
         case wake
         /// An ERROR that answers no pending request (JOB_NOT_FOUND for a late WORK_*): log it.
         case unmatchedError(code: String, text: String)
-        /// The peer broke the protocol: close the connection (then call `closed`).
+        /// The server accepted the connection's credentials: it may be used now.
+        case authenticated
+        /// The peer broke the protocol, or refused the credentials: close the connection (then
+        /// call `closed`).
         case closeConnection(GearmanError)
         case none
     }
@@ -100,15 +107,30 @@ struct ConnectionStateMachine<Request: AnyObject, Listener: AnyObject> {
     private var attachedJobs: [JobKey: ByteBuffer] = [:]
     private var keysByHandle: [ByteBuffer: JobKey] = [:]
     private var adminLines: [String] = []
+    /// The principal whose authentication awaits its reply.
+    private var authenticatingAs: String?
     private(set) var isClosed = false
+
+    /// Whether an authentication awaits its reply (and nothing else may be sent yet).
+    var isAuthenticating: Bool { authenticatingAs != nil }
 
     var pendingCount: Int { pending.count }
     var listenerCount: Int { listeners.values.reduce(0) { $0 + $1.count } }
+
+    /// The connection's authentication went out, as its first request. Its reply — OPTION_RES
+    /// `auth:<principal>` or the admin line `OK` — yields `.authenticated`; an ERROR, an `ERR`
+    /// line or another confirmation yields `.closeConnection` with `.authenticationFailed`.
+    mutating func authenticationSent(principal: String) {
+        precondition(!isClosed, "authentication sent on a closed connection")
+        precondition(pending.isEmpty && authenticatingAs == nil, "authentication must be the first request")
+        authenticatingAs = principal
+    }
 
     /// A request went out; `listener`, for a foreground submission, subscribes to the job's events
     /// as soon as its JOB_CREATED arrives (before any WORK_* that follows it can be missed).
     mutating func requestSent(_ expectation: Expectation, request: Request, listener: Listener? = nil) {
         precondition(!isClosed, "request sent on a closed connection")
+        precondition(authenticatingAs == nil, "request sent before the authentication was answered")
         pending.append(Pending(expectation: expectation, request: request, listener: listener))
     }
 
@@ -116,6 +138,7 @@ struct ConnectionStateMachine<Request: AnyObject, Listener: AnyObject> {
     /// - Parameter key: the job's coalescing key; nil when the submission cannot coalesce.
     mutating func foregroundSubmitted(key: JobKey?, request: Request, listener: Listener) -> SubmitDecision {
         precondition(!isClosed, "request sent on a closed connection")
+        precondition(authenticatingAs == nil, "request sent before the authentication was answered")
         if let key {
             if let handle = attachedJobs[key] {
                 listeners[handle, default: []].append(listener)
@@ -160,12 +183,78 @@ struct ConnectionStateMachine<Request: AnyObject, Listener: AnyObject> {
     mutating func frameReceived(_ frame: GearmanFrame) -> Action {
         switch frame {
         case .text(let line):
+            if let principal = authenticatingAs {
+                authenticatingAs = nil
+                return authenticationAnswered(line: String(buffer: line), principal: principal)
+            }
             return textReceived(String(buffer: line))
         case .packet(let packet, let magic):
             guard magic == .response else {
                 return .closeConnection(GearmanError(.protocolViolation, "the server sent a packet with request magic"))
             }
+            if let principal = authenticatingAs {
+                authenticatingAs = nil
+                return authenticationAnswered(packet: packet, principal: principal)
+            }
             return packetReceived(packet)
+        }
+    }
+
+    // MARK: Authentication
+
+    /// The reply to OPTION_REQ `auth:<principal>:<secret>`.
+    private func authenticationAnswered(packet: GearmanPacket, principal: String) -> Action {
+        if case .optionResponse(let name) = packet {
+            guard String(buffer: name) == "auth:" + principal else {
+                // The name is not quoted: a broken server might echo the whole token.
+                return .closeConnection(
+                    GearmanError(
+                        .authenticationFailed,
+                        "the server answered the authentication with an OPTION_RES other than auth:\(principal)"))
+            }
+            return .authenticated
+        }
+        if case .error(let code, let text) = packet {
+            return .closeConnection(
+                Self.authenticationError(code: String(buffer: code), text: String(buffer: text), principal: principal))
+        }
+        return .closeConnection(
+            GearmanError(
+                .protocolViolation,
+                "unexpected \(packet.type.protocolName) from the server while waiting for the authentication's answer"))
+    }
+
+    /// The reply to the admin line `auth <principal> <secret>`.
+    private func authenticationAnswered(line: String, principal: String) -> Action {
+        if line == "OK" { return .authenticated }
+        guard let error = AdminReplyParser.serverError(line) else {
+            return .closeConnection(
+                GearmanError(.protocolViolation, "unexpected reply to the admin auth line (expected OK or ERR)"))
+        }
+        // Admin replies carry their text with `+` for spaces (`ERR AUTH_FAILED Authentication+failed`).
+        let text = line == "ERR" || error.message == error.serverCode ? "" : error.message.replacing("+", with: " ")
+        return .closeConnection(Self.authenticationError(code: error.serverCode, text: text, principal: principal))
+    }
+
+    /// An authentication the server refused (ERROR packet or `ERR` line): `code` and `text` as it sent them.
+    private static func authenticationError(code: String?, text: String, principal: String) -> GearmanError {
+        let detail = [code, text.isEmpty ? nil : text].compactMap { $0 }.joined(separator: ": ")
+        switch code {
+        case "UNKNOWN_OPTION", "UNKNOWN_COMMAND":
+            return GearmanError(
+                .authenticationFailed, "the server does not support authentication (it answered \(detail))",
+                serverCode: code)
+        case "AUTH_FAILED":
+            return GearmanError(
+                .authenticationFailed,
+                "the server refused the credentials of principal \(String(reflecting: principal)) (\(detail))",
+                serverCode: code)
+        default:
+            return GearmanError(
+                .authenticationFailed,
+                "authentication as principal \(String(reflecting: principal)) failed (the server answered "
+                    + (detail.isEmpty ? "ERR" : detail) + ")",
+                serverCode: code)
         }
     }
 
@@ -288,6 +377,7 @@ struct ConnectionStateMachine<Request: AnyObject, Listener: AnyObject> {
     /// The connection is gone: every waiting request and every listener hears of it.
     mutating func closed(_ error: GearmanError) -> (requests: [Request], listeners: [(ByteBuffer, Listener)]) {
         isClosed = true
+        authenticatingAs = nil
         let requests = pending.flatMap(\.requests)
         var orphaned: [(ByteBuffer, Listener)] = []
         for (handle, list) in listeners {

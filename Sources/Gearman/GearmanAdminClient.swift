@@ -10,6 +10,10 @@ public import NIOPosix
 /// the next call. Admin commands are not retried: a call that loses its connection fails with
 /// `.connectionClosed`.
 ///
+/// With `options.credentials`, every connection first sends the line `auth <principal> <secret>`
+/// and is used only once the server answered `OK`; an `ERR` answer (or a close) fails the call with
+/// `.authenticationFailed`, and the server is retried after the reconnect backoff.
+///
 /// Errors: an `ERR <code> <text>` reply throws `.serverError` with `serverCode` set to the code
 /// (nil when the server answered with bare prose, as gearmand's `drop function` does); a reply that
 /// does not have the command's format throws `.protocolViolation` naming the line.
@@ -29,7 +33,7 @@ public final class GearmanAdminClient: Sendable {
     /// Creates a client for one server; nothing is sent until the first call.
     /// - Parameters:
     ///   - server: the job server. `options.servers` is ignored: admin commands talk to one server.
-    ///   - options: connect timeout, reconnect backoff, client id and packet limit.
+    ///   - options: connect timeout, reconnect backoff, client id, packet limit, TLS and credentials.
     ///   - eventLoopGroup: where the connection runs.
     ///   - logger: connection events (connects, failures) at debug and info level.
     public init(
@@ -40,7 +44,7 @@ public final class GearmanAdminClient: Sendable {
         self.server = server
         var options = options
         options.servers = [server]
-        self.pool = ConnectionPool(options: options, eventLoopGroup: eventLoopGroup, logger: logger)
+        self.pool = ConnectionPool(options: options, eventLoopGroup: eventLoopGroup, logger: logger, dialect: .admin)
     }
 
     /// Closes the connection. Waiting calls fail with `.connectionClosed`, later calls with `.shutDown`.

@@ -71,7 +71,8 @@ public final class GearmanClient: Sendable {
     ///   - unique: coalescing key; jobs with the same function and unique share one run. Default: none.
     ///   - timeout: how long to wait for the result in all; nil waits as long as it takes.
     /// - Throws: `.jobFailed`, `.jobException` (with the worker's payload), `.timeout`, `.serverError`
-    ///   (e.g. `QUEUE_ERROR`), `.noServerAvailable`, `.cancelled`.
+    ///   (e.g. `QUEUE_ERROR`), `.noServerAvailable`, `.authenticationFailed` (no server took the job
+    ///   and one refused the credentials), `.cancelled`.
     public func submit(
         function: String, payload: ByteBuffer, unique: String? = nil, priority: JobPriority = .normal,
         timeout: Duration? = nil
@@ -257,13 +258,21 @@ public final class GearmanClient: Sendable {
     /// Runs `body` on the first server that works, in `serverOrder` order. Connection failures move
     /// on to the next server; a server's own answer (ERROR, a result) does not. When every server
     /// is backing off, waits for the first to come back, until `deadline`.
+    ///
+    /// A server that refuses the credentials is skipped like one that is down. When no server
+    /// takes the request and one refused the credentials, that refusal (`.authenticationFailed`)
+    /// is thrown rather than `.noServerAvailable`, and when every server refused them there is no
+    /// second round: waiting would not change their answer.
     func withServer<T: Sendable>(
         for unique: String, deadline: NIODeadline?,
         _ body: (GearmanConnection) async throws(GearmanError) -> T
     ) async throws(GearmanError) -> T {
         var lastError: GearmanError?
+        var refusal: GearmanError?
+        var everyServerRefused = false
         for round in 0..<2 {
             if round == 1 {
+                if everyServerRefused, let refusal { throw refusal }
                 // Every server failed once: wait for the earliest backoff to end, then try again.
                 let wait = pool.timeUntilNextAttempt()
                 if let deadline, NIODeadline.now() + wait > deadline { break }
@@ -273,19 +282,27 @@ public final class GearmanClient: Sendable {
                     throw GearmanError(.cancelled, "the waiting task was cancelled")
                 }
             }
+            var refusals = 0
             for index in serverOrder(for: unique) {
                 if Task.isCancelled { throw GearmanError(.cancelled, "the waiting task was cancelled") }
                 do throws(GearmanError) {
                     let connection = try await pool.connection(to: index, deadline: deadline)
                     return try await body(connection)
                 } catch {
-                    guard error.code == .connectionFailed || error.code == .connectionClosed else { throw error }
+                    guard error.code == .connectionFailed || error.code == .connectionClosed || error.code == .authenticationFailed
+                    else { throw error }
                     if error.code == .connectionClosed { pool.recordFailure(index) }
+                    if error.code == .authenticationFailed {
+                        refusal = error
+                        refusals += 1
+                    }
                     logger.debug("server unavailable, trying the next", metadata: ["error": "\(error)"])
                     lastError = error
                 }
             }
+            everyServerRefused = refusals == pool.serverCount
         }
+        if let refusal { throw refusal }
         throw GearmanError(
             .noServerAvailable, "no server could take the request" + (lastError.map { ": \($0.message)" } ?? ""),
             underlying: lastError)

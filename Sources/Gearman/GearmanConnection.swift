@@ -27,19 +27,29 @@ final class GearmanConnection: Sendable {
 
     var isActive: Bool { channel.isActive }
 
-    /// Opens a connection and, when configured, sends SET_CLIENT_ID.
+    /// Opens a connection, authenticates with `options.credentials` when there are some, and then,
+    /// when configured, sends SET_CLIENT_ID.
     ///
     /// Future-based, so the connect goes on (and its result is kept) whoever stops waiting for it.
-    /// - Parameter tlsContext: wraps the connection in TLS; the server is verified against
-    ///   `options.tls?.serverName`, else the host connected to.
+    /// The future succeeds only once the server accepted the credentials; a refusal (or a close
+    /// before the answer) fails it with `.authenticationFailed`.
+    /// - Parameters:
+    ///   - tlsContext: wraps the connection in TLS; the server is verified against
+    ///     `options.tls?.serverName`, else the host connected to.
+    ///   - dialect: how to authenticate: OPTION_REQ for client and worker connections, the `auth`
+    ///     line for admin connections.
     static func connect(
         to address: GearmanServerAddress, options: GearmanConnectionOptions, eventLoopGroup: any EventLoopGroup,
-        tlsContext: TLSContext? = nil, onWake: (@Sendable () -> Void)? = nil, logger: Logger
+        tlsContext: TLSContext? = nil, dialect: ConnectionAuthentication.Dialect = .binary,
+        onWake: (@Sendable () -> Void)? = nil, logger: Logger
     ) -> EventLoopFuture<GearmanConnection> {
         let server = address.description
         // Admin replies (`workers` with many functions) may be long lines.
         let limits = GearmanFrameDecoder.Limits(maxPacketSize: options.maxPacketSize, maxTextLineLength: 1 << 20)
         let serverName = options.tls?.serverName ?? address.host
+        let authentication = options.credentials.map {
+            ConnectionAuthentication(credentials: $0, dialect: dialect, timeout: options.connectTimeout)
+        }
         let bootstrap = ClientBootstrap(group: eventLoopGroup)
             .connectTimeout(.nanoseconds(options.connectTimeout.nanoseconds))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -51,7 +61,9 @@ final class GearmanConnection: Sendable {
                     }
                     try channel.pipeline.syncOperations.addHandlers(
                         ByteToMessageHandler(GearmanFrameDecoder(limits: limits)),
-                        GearmanConnectionHandler(server: server, onWake: onWake, expectsTLS: tlsContext != nil, logger: logger))
+                        GearmanConnectionHandler(
+                            server: server, onWake: onWake, expectsTLS: tlsContext != nil, authentication: authentication,
+                            logger: logger))
                 }
             }
         let clientID = options.clientID
@@ -76,9 +88,10 @@ final class GearmanConnection: Sendable {
                     return (connection, handler.ready!.futureResult)
                 }
                 .flatMap { (connection: GearmanConnection, ready: EventLoopFuture<Void>) in
-                    // With TLS, the connection is usable once the handshake has finished.
+                    // Usable once the TLS handshake has finished and the credentials were accepted.
                     ready.flatMapErrorThrowing { error in
                         connection.close()
+                        if let error = error as? GearmanError, error.code == .authenticationFailed { throw error }
                         let message = (error as? GearmanError)?.message ?? "\(error)"
                         throw GearmanError(.connectionFailed, message, server: server, underlying: error)
                     }

@@ -23,6 +23,10 @@ struct OutboundMessage {
 
 /// Runs a connection's `ConnectionStateMachine`: writes requests, matches replies, routes job
 /// events, and fails everything outstanding when the connection ends.
+///
+/// With credentials, the handler authenticates as soon as the transport is up (at once, or after
+/// the TLS handshake) and holds back every write until the server has accepted them; `ready`
+/// completes only then. A refusal closes the connection with `.authenticationFailed`.
 final class GearmanConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = GearmanFrame
     typealias OutboundIn = OutboundMessage
@@ -35,21 +39,47 @@ final class GearmanConnectionHandler: ChannelDuplexHandler {
     private let logger: Logger
 
     private let expectsTLS: Bool
-    /// Completed when the TLS handshake finishes (at once without TLS); failed if the connection
+    /// Completed when the connection may be used: once the TLS handshake has finished (at once
+    /// without TLS) and, with credentials, the server has accepted them; failed if the connection
     /// ends or errs before.
     private(set) var ready: EventLoopPromise<Void>?
 
-    init(server: String, onWake: (@Sendable () -> Void)?, expectsTLS: Bool = false, logger: Logger) {
+    private let authentication: ConnectionAuthentication?
+    private var hasSentAuthentication = false
+    /// Whether requests may go out: with no credentials at once, else once they were accepted.
+    private var isAuthenticated: Bool
+    /// Writes made before the credentials were accepted, sent in order once they are.
+    private var heldBack: [(message: OutboundMessage, promise: EventLoopPromise<Void>?)] = []
+    private var authenticationTimer: Scheduled<Void>?
+
+    /// - Parameter authentication: credentials to authenticate with before anything else is sent.
+    init(
+        server: String, onWake: (@Sendable () -> Void)?, expectsTLS: Bool = false,
+        authentication: ConnectionAuthentication? = nil, logger: Logger
+    ) {
         self.server = server
         self.onWake = onWake
         self.expectsTLS = expectsTLS
+        self.authentication = authentication
+        self.isAuthenticated = authentication == nil
         self.logger = logger
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         let ready = context.eventLoop.makePromise(of: Void.self)
         self.ready = ready
-        if !expectsTLS { ready.succeed() }
+        if !expectsTLS {
+            if authentication == nil {
+                ready.succeed()
+            } else if context.channel.isActive {
+                authenticate(context: context)
+            }
+        }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        if !expectsTLS { authenticate(context: context) }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -60,9 +90,50 @@ final class GearmanConnectionHandler: ChannelDuplexHandler {
                     "gearman.server": "\(server)", "tls.protocol": "\(identity.protocolVersion)",
                     "tls.peer_cn": "\(identity.commonNames.joined(separator: ","))",
                 ])
-            ready?.succeed()
+            if authentication == nil {
+                ready?.succeed()
+            } else {
+                authenticate(context: context)
+            }
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    // MARK: Authentication
+
+    /// Sends the credentials, once, as the connection's first bytes, and bounds the wait for the answer.
+    private func authenticate(context: ChannelHandlerContext) {
+        guard let authentication, !hasSentAuthentication, !machine.isClosed else { return }
+        hasSentAuthentication = true
+        machine.authenticationSent(principal: authentication.credentials.principal)
+        context.writeAndFlush(wrapOutboundOut(authentication.encoded(allocator: context.channel.allocator)), promise: nil)
+        if let timeout = authentication.timeout {
+            let channel = context.channel
+            authenticationTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+                [self] in
+                guard machine.isAuthenticating, closeReason == nil else { return }
+                closeReason = GearmanError(
+                    .timeout, "the server did not answer the authentication within \(timeout)", server: server)
+                channel.close(promise: nil)
+            }
+        }
+    }
+
+    /// The server accepted the credentials: send what was held back, then let the connection be used.
+    private func authenticated(context: ChannelHandlerContext) {
+        isAuthenticated = true
+        authenticationTimer?.cancel()
+        authenticationTimer = nil
+        logger.debug(
+            "authenticated",
+            metadata: ["gearman.server": "\(server)", "gearman.principal": "\(authentication?.credentials.principal ?? "")"])
+        let held = heldBack
+        heldBack.removeAll()
+        for (message, promise) in held {
+            send(message, context: context, promise: promise)
+        }
+        if !held.isEmpty { context.flush() }
+        ready?.succeed()
     }
 
     // MARK: Outbound
@@ -76,6 +147,15 @@ final class GearmanConnectionHandler: ChannelDuplexHandler {
             promise?.fail(error)
             return
         }
+        guard isAuthenticated else {
+            heldBack.append((message, promise))
+            return
+        }
+        send(message, context: context, promise: promise)
+    }
+
+    /// Registers a request with the machine (and its timeout) and writes it.
+    private func send(_ message: OutboundMessage, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
         var isWaitingForCreation = false
         if let request = message.request, let listener = message.listener, message.expectation == .jobCreated {
             switch machine.foregroundSubmitted(key: message.jobKey, request: request, listener: listener) {
@@ -125,8 +205,24 @@ final class GearmanConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        let error = closeReason ?? GearmanError(.connectionClosed, "the server closed the connection", server: server)
+        let error =
+            closeReason
+            ?? (machine.isAuthenticating
+                ? GearmanError(
+                    .authenticationFailed,
+                    "the server closed the connection before accepting the credentials of principal "
+                        + String(reflecting: authentication?.credentials.principal ?? ""), server: server)
+                : GearmanError(.connectionClosed, "the server closed the connection", server: server))
+        authenticationTimer?.cancel()
+        authenticationTimer = nil
         ready?.fail(error)
+        let held = heldBack
+        heldBack.removeAll()
+        for (message, promise) in held {
+            message.request?.promise.fail(error)
+            message.listener?.continuation.finish(throwing: error)
+            promise?.fail(error)
+        }
         let (requests, listeners) = machine.closed(error)
         for request in requests {
             request.promise.fail(error)
@@ -162,12 +258,17 @@ final class GearmanConnectionHandler: ChannelDuplexHandler {
     // MARK: Calls from the connection (on the event loop)
 
     var bookkeeping: (pendingRequests: Int, listeners: Int) {
-        (machine.pendingCount, machine.listenerCount)
+        (machine.pendingCount + heldBack.count(where: { $0.message.request != nil }), machine.listenerCount)
     }
 
-    /// The caller gave up waiting; its reply will be dropped.
+    /// The caller gave up waiting; its reply will be dropped (or, if it was still held back for
+    /// the authentication, it is not sent).
     func abandon(_ request: PendingRequest, error: GearmanError) {
-        if machine.abandon(request) {
+        if let index = heldBack.firstIndex(where: { $0.message.request === request }) {
+            let held = heldBack.remove(at: index)
+            request.promise.fail(error)
+            held.promise?.fail(error)
+        } else if machine.abandon(request) {
             request.promise.fail(error)
         }
     }
@@ -198,8 +299,14 @@ final class GearmanConnectionHandler: ChannelDuplexHandler {
             onWake?()
         case .unmatchedError(let code, let text):
             logger.debug("server error not matched to a request", metadata: ["code": "\(code)", "text": "\(text)"])
+        case .authenticated:
+            authenticated(context: context)
         case .closeConnection(var error):
             error.server = server
+            if let credentials = authentication?.credentials {
+                // The server's own words may be in the message; they must not carry the secret on.
+                error.message = credentials.redacting(error.message)
+            }
             logger.warning("closing connection", metadata: ["error": "\(error.message)", "gearman.server": "\(server)"])
             closeReason = error
             context.close(promise: nil)

@@ -20,6 +20,12 @@ public struct GearmanConnectionOptions: Sendable {
     /// `TLSConfiguration.makeClientConfiguration`). The server's certificate is verified, and so is
     /// its name: `serverName` when set, else the host of each server address. Default: nil, plaintext.
     public var tls: TLSConfiguration?
+    /// The principal and shared secret every connection authenticates with before anything else
+    /// (binary connections with OPTION_REQ `auth:…`, admin connections with the `auth` line). A
+    /// connection is used only once the server accepted them; a refusal fails it with
+    /// `.authenticationFailed`, and the server is retried after the usual backoff. With TLS, a
+    /// client certificate may identify the connection instead (or as well). Default: nil, none.
+    public var credentials: GearmanCredentials?
 
     public init(
         servers: [GearmanServerAddress] = [GearmanServerAddress(host: "127.0.0.1")],
@@ -28,7 +34,8 @@ public struct GearmanConnectionOptions: Sendable {
         maximumReconnectDelay: Duration = .seconds(10),
         clientID: String? = nil,
         maxPacketSize: UInt32 = .max,
-        tls: TLSConfiguration? = nil
+        tls: TLSConfiguration? = nil,
+        credentials: GearmanCredentials? = nil
     ) {
         self.servers = servers
         self.connectTimeout = connectTimeout
@@ -37,6 +44,7 @@ public struct GearmanConnectionOptions: Sendable {
         self.clientID = clientID
         self.maxPacketSize = maxPacketSize
         self.tls = tls
+        self.credentials = credentials
     }
 }
 

@@ -9,7 +9,7 @@ public struct GearmanError: Error, Sendable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         enum Base: Sendable, Hashable {
             case connectionFailed, connectionClosed, noServerAvailable, serverError, jobFailed, jobException
-            case timeout, cancelled, protocolViolation, invalidArgument, shutDown
+            case timeout, cancelled, protocolViolation, invalidArgument, shutDown, authenticationFailed
         }
 
         let base: Base
@@ -36,6 +36,10 @@ public struct GearmanError: Error, Sendable, CustomStringConvertible {
         public static let invalidArgument = Code(base: .invalidArgument)
         /// The client or worker was shut down.
         public static let shutDown = Code(base: .shutDown)
+        /// The server refused the connection's credentials (ERROR or `ERR` `AUTH_FAILED`, in
+        /// `serverCode`), does not support authentication (`UNKNOWN_OPTION`, `UNKNOWN_COMMAND`),
+        /// or closed the connection before accepting them. The message never contains the secret.
+        public static let authenticationFailed = Code(base: .authenticationFailed)
 
         public var description: String {
             switch base {
@@ -50,6 +54,7 @@ public struct GearmanError: Error, Sendable, CustomStringConvertible {
             case .protocolViolation: "protocolViolation"
             case .invalidArgument: "invalidArgument"
             case .shutDown: "shutDown"
+            case .authenticationFailed: "authenticationFailed"
             }
         }
     }

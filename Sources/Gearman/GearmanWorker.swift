@@ -10,7 +10,8 @@ public import ServiceLifecycle
 /// A `Service`: `run()` connects to each server, registers the functions (CAN_DO, or
 /// CAN_DO_TIMEOUT when a timeout is given) and loops GRAB_JOB_UNIQ → run → result, sleeping with
 /// PRE_SLEEP until the server's NOOP when there is no work. At most `concurrency` jobs run at a
-/// time across all servers. A lost server is reconnected with backoff. On graceful shutdown it
+/// time across all servers. A lost server is reconnected with backoff, and so is one that refused
+/// `connection.credentials` (logged as a warning: the ACL may change). On graceful shutdown it
 /// stops taking jobs, finishes the jobs in hand, sends their results, and returns.
 ///
 /// ```swift

@@ -23,7 +23,8 @@ struct AdminCommand: AsyncParsableCommand {
 
             Exit status: 0 on success; 1 when the server answered with an error (ERR, printed to \
             stderr); 64 for a usage error; 69 when the server could not be reached or did not answer \
-            in time; 76 when its reply was malformed.
+            in time; 76 when its reply was malformed; 77 when it refused the credentials (--principal \
+            with --secret-file, $GEARLOCK_SECRET or --secret), which are sent before the command.
             """,
         subcommands: [
             Status.self, PriorityStatus.self, Workers.self, Jobs.self, UniqueJobs.self, Cancel.self,
@@ -51,6 +52,8 @@ struct AdminCommand: AsyncParsableCommand {
         static let unavailable = ExitCode(69)
         /// sysexits' EX_PROTOCOL: the reply did not have the command's format.
         static let protocolError = ExitCode(76)
+        /// sysexits' EX_NOPERM: the server refused the credentials (or does not support them).
+        static let authenticationFailed = ExitCode(77)
     }
 
     /// Sends `line` (or, without --raw, runs `typed`) against the first server and prints the
@@ -59,7 +62,7 @@ struct AdminCommand: AsyncParsableCommand {
         line: String, list: Bool,
         _ typed: (GearmanAdminClient, Duration) async throws(GearmanError) -> String
     ) async throws {
-        let options = connection.connectionOptions
+        let options = try connection.connectionOptions()
         let server = options.servers[0]
         let client = GearmanAdminClient(server: server, options: options)
         defer { client.close() }
@@ -98,6 +101,7 @@ struct AdminCommand: AsyncParsableCommand {
         switch error.code {
         case .serverError: Exit.serverError
         case .protocolViolation: Exit.protocolError
+        case .authenticationFailed: Exit.authenticationFailed
         case .invalidArgument: .validationFailure
         default: Exit.unavailable
         }

@@ -112,7 +112,7 @@ struct BenchCommand: AsyncParsableCommand {
     private static func nanoseconds(_ seconds: Double) -> UInt64 { UInt64((seconds * 1e9).rounded()) }
 
     func run() async throws {
-        let options = connection.connectionOptions
+        let options = try connection.connectionOptions()
         let server = options.servers[0]
         let function = self.function ?? "gearlock-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let payloads = BenchPayloads(size: payloadSize, count: clients * inFlight * 2, seed: UInt64.random(in: 0...UInt64.max))

@@ -90,7 +90,7 @@ struct SubmitCommand: AsyncParsableCommand {
 
     func run() async throws {
         let payload = if let data { ByteBuffer(string: data) } else { try await StandardStream.readStandardInput() }
-        let client = GearmanClient(configuration: .init(connection: connection.connectionOptions))
+        let client = GearmanClient(configuration: .init(connection: try connection.connectionOptions()))
         defer { client.shutdown() }
         let timeout = self.timeout.map { Duration.milliseconds(Int64($0 * 1000)) }
         do {

@@ -67,7 +67,7 @@ struct WorkCommand: AsyncParsableCommand {
             command: command, timeout: timeout.map { .milliseconds(Int64($0 * 1000)) },
             eventLoopGroup: MultiThreadedEventLoopGroup.singleton, threadPool: threadPool)
         let worker = GearmanWorker(
-            configuration: .init(connection: connection.connectionOptions, concurrency: concurrency), logger: logger)
+            configuration: .init(connection: try connection.connectionOptions(), concurrency: concurrency), logger: logger)
         let budget = count.map(JobBudget.init(jobs:))
         for function in functions {
             worker.register(function: function) { job in

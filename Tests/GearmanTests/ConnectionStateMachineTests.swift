@@ -33,6 +33,7 @@ enum Outcome: Equatable, CustomStringConvertible {
     case delivered(String, handle: String, to: [String])
     case wake
     case unmatched(code: String)
+    case authenticated
     case close
     case none
 
@@ -46,6 +47,7 @@ enum Outcome: Equatable, CustomStringConvertible {
             self = .delivered(Self.name(event), handle: String(buffer: handle), to: listeners.map(\.name))
         case .wake: self = .wake
         case .unmatchedError(let code, _): self = .unmatched(code: code)
+        case .authenticated: self = .authenticated
         case .closeConnection: self = .close
         case .none: self = .none
         }
@@ -74,6 +76,7 @@ enum Outcome: Equatable, CustomStringConvertible {
         case .delivered(let event, let handle, let to): "delivered(\(event), \(handle), \(to))"
         case .wake: "wake"
         case .unmatched(let code): "unmatched(\(code))"
+        case .authenticated: "authenticated"
         case .close: "close"
         case .none: "none"
         }

@@ -11,12 +11,13 @@ final class FakeServerConnection {
     let channel = EmbeddedChannel()
     let wakes = WakeCounter()
 
-    init() throws {
+    /// - Parameter authentication: credentials the handler authenticates with once connected.
+    init(authentication: ConnectionAuthentication? = nil) throws {
         let wakes = self.wakes
         try channel.pipeline.syncOperations.addHandlers(
             ByteToMessageHandler(GearmanFrameDecoder()),
             GearmanConnectionHandler(
-                server: "fake:4730", onWake: { wakes.count += 1 },
+                server: "fake:4730", onWake: { wakes.count += 1 }, authentication: authentication,
                 logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 4730)).wait()
     }
