@@ -6,6 +6,9 @@ enum AuthenticationToken: Equatable {
     case notAToken
     /// A token; the secret may itself contain `:`.
     case token(principal: String, secret: String)
+    /// `auth:` without a second `:`. What follows may well be a secret pasted in the wrong place,
+    /// so it is kept nowhere.
+    case malformed
 
     init(_ text: ByteBuffer) {
         let view = text.readableBytesView
@@ -16,8 +19,7 @@ enum AuthenticationToken: Equatable {
         }
         let rest = view.dropFirst(prefix.count)
         guard let colon = rest.firstIndex(of: UInt8(ascii: ":")) else {
-            // `auth:<name>` without a secret: a token all the same, which fails to authenticate.
-            self = .token(principal: String(decoding: rest, as: UTF8.self), secret: "")
+            self = .malformed
             return
         }
         self = .token(

@@ -17,8 +17,16 @@ extension AccessControl.CertificateIdentitySource {
         case .commonName:
             return Self.single(peer.commonNames, kind: "common names")
         case .subjectAlternativeName:
-            if !peer.uriNames.isEmpty { return Self.single(peer.uriNames, kind: "URI SANs") }
-            return Self.single(peer.dnsNames, kind: "DNS SANs")
+            // A tenant URI says which tenant the certificate was issued for, not who holds it.
+            let uris = peer.uriNames.filter { !$0.hasPrefix(CertificateAuthority.tenantURIPrefix) }
+            guard !uris.isEmpty else { return Self.single(peer.dnsNames, kind: "DNS SANs") }
+            guard case .identity(let uri) = Self.single(uris, kind: "URI SANs") else {
+                return Self.single(uris, kind: "URI SANs")
+            }
+            // `gearlock certs` names the principal as `urn:gearlock:principal:<name>`: the ACL
+            // then says just `<name>`, as it does for the common name.
+            let prefix = CertificateAuthority.principalURIPrefix
+            return .identity(uri.hasPrefix(prefix) ? String(uri.dropFirst(prefix.count)) : uri)
         }
     }
 

@@ -88,6 +88,23 @@ struct FunctionState {
     var hasRunnableJobs: Bool { queuedCount > 0 }
 }
 
+/// The factors a connection authenticated with: the certificate identity it presented and the
+/// hash its secret matched (never the secret).
+struct AuthenticationProof: Equatable {
+    var certificate: String?
+    var secretHash: SecretHash?
+
+    /// Whether `rule` (after a reload) still accepts this proof: every factor used still matches,
+    /// and every factor the rule requires was used.
+    func holds(for rule: PrincipalRule) -> Bool {
+        if let certificate, rule.certificate != certificate { return false }
+        if let secretHash, rule.secret != secretHash { return false }
+        if rule.requiredFactors.contains(.certificate) && certificate == nil { return false }
+        if rule.requiredFactors.contains(.secret) && secretHash == nil { return false }
+        return certificate != nil || secretHash != nil
+    }
+}
+
 /// What the server keeps per connection.
 struct ConnectionState {
     struct Ability {
@@ -100,6 +117,8 @@ struct ConnectionState {
     let peerAddress: String
     /// Who the connection authenticated as; nil while anonymous.
     var principal: PrincipalRule?
+    /// How it proved it, so an ACL reload can tell whether the proof still holds.
+    var proof: AuthenticationProof?
     /// The identity (CN or SAN, as configured) of the verified client certificate, once the TLS
     /// handshake completed.
     var certificateIdentity: String?

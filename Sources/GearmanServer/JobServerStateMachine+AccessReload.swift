@@ -1,5 +1,6 @@
 import GearmanACL
 import GearmanProtocol
+import HeapModule
 import Logging
 import NIOCore
 import OrderedCollections
@@ -23,7 +24,7 @@ extension JobServerStateMachine {
         for id in connections.keys.sorted() {
             let connection = connections[id]!
             if let previous = connection.principal {
-                guard let rule = policy.principal(named: previous.name), stillHolds(rule, for: connection) else {
+                guard let rule = policy.principal(named: previous.name), connection.proof?.holds(for: rule) == true else {
                     audit(.principalRemoved, "principal no longer in the ACL; connection closed", connection: id,
                           packet: "ACL reload", level: .notice)
                     resetAbilities(of: id)
@@ -36,6 +37,10 @@ extension JobServerStateMachine {
                 if let tenant = rule.tenant { tenantConnectionCounts[tenant, default: 0] += 1 }
             } else if !isRestricted(connection) {
                 actions.append(.liftPacketLimit(id))
+            } else if let timeout = access?.authenticationTimeout {
+                // Anonymous rights were taken away: it must now authenticate, in time.
+                let deadline = Self.deadline(clock.monotonicNanoseconds, plus: UInt64(max(0, timeout.nanoseconds)), times: 1)
+                authenticationDeadlines.insert(AuthenticationDeadline(deadline: deadline, connection: id))
             }
             let principal = connections[id]!.principal
             for ability in connection.abilities
@@ -45,12 +50,5 @@ extension JobServerStateMachine {
                 cantDo(ability.function, from: id)
             }
         }
-    }
-
-    /// A principal that requires its certificate keeps a connection only while the certificate
-    /// the connection presented is still the principal's.
-    private func stillHolds(_ rule: PrincipalRule, for connection: ConnectionState) -> Bool {
-        guard rule.requiredFactors.contains(.certificate) else { return true }
-        return connection.certificateIdentity != nil && connection.certificateIdentity == rule.certificate
     }
 }

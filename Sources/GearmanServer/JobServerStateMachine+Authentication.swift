@@ -86,7 +86,8 @@ extension JobServerStateMachine {
         guard let access else {
             // No ACL: there is nothing to authenticate against. Never keep the secret.
             switch route {
-            case .clientID: connections[id]!.clientID = name.map { ByteBuffer(string: $0) }
+            case .clientID:
+                connections[id]!.clientID = name.map { ByteBuffer(bytes: $0.utf8.prefix(Self.maxClientIDLength)) }
             case .optionRequest:
                 send(.error(code: ErrorCode.unknownOption, text: "Authentication is not enabled on this server"), to: id)
             case .adminLine: sendText(AdminReply.error("UNKNOWN_COMMAND", "Authentication+is+not+enabled"), to: id)
@@ -95,8 +96,10 @@ extension JobServerStateMachine {
             return
         }
         let connection = connections[id]!
-        let now = clock.monotonicNanoseconds
-        if throttle.isThrottled(connection.peerAddress, now: now) {
+        // A certificate was verified by the CA: it cannot be guessed, so it is neither throttled
+        // nor counted as a guess.
+        let isGuessable = route != .certificate
+        if isGuessable && throttle.isThrottled(connection.peerAddress, now: clock.monotonicNanoseconds) {
             rejectAuthentication(id, route: route, claimed: name, reason: "too many failures from this address; throttled",
                                  countFailure: false)
             return
@@ -109,9 +112,12 @@ extension JobServerStateMachine {
             principal: name, secret: secret, certificateIdentity: connection.certificateIdentity)
         switch result {
         case .failed(let failure):
-            rejectAuthentication(id, route: route, claimed: name, reason: failure.reason.description)
+            rejectAuthentication(id, route: route, claimed: name, reason: failure.reason.description, countFailure: isGuessable)
         case .authenticated(let rule):
-            throttle.recordSuccess(connection.peerAddress)
+            if isGuessable { throttle.recordSuccess(connection.peerAddress) }
+            let proof = AuthenticationProof(
+                certificate: connection.certificateIdentity == rule.certificate ? rule.certificate : nil,
+                secretHash: secret == nil ? connection.proof?.secretHash : rule.secret)
             if connection.principal == nil {
                 if let tenant = rule.tenant, let limit = access.policy.tenant(named: tenant)?.quotas.maxConnections,
                     tenantConnectionCounts[tenant, default: 0] >= limit
@@ -127,6 +133,7 @@ extension JobServerStateMachine {
                 audit(.authenticated, "authenticated", connection: id, packet: route.packetName, level: .info)
                 actions.append(.liftPacketLimit(id))
             }
+            connections[id]!.proof = proof
             switch route {
             case .optionRequest: send(.optionResponse(name: ByteBuffer(string: "auth:" + rule.name)), to: id)
             case .clientID: connections[id]!.clientID = nil
@@ -134,6 +141,17 @@ extension JobServerStateMachine {
             case .certificate: break
             }
         }
+    }
+
+    /// `auth:` with no second `:`: refused, and what followed is not logged (it may be a secret).
+    mutating func rejectMalformedToken(_ id: ConnectionID, via route: AuthenticationRoute) {
+        guard access != nil else {
+            if route == .optionRequest {
+                send(.error(code: ErrorCode.unknownOption, text: "Authentication is not enabled on this server"), to: id)
+            }
+            return
+        }
+        rejectAuthentication(id, route: route, claimed: nil, reason: "malformed token (expected auth:<principal>:<secret>)")
     }
 
     /// A connection that has not authenticated sent a packet over the pre-authentication cap. It
@@ -156,6 +174,8 @@ extension JobServerStateMachine {
         _ id: ConnectionID, route: AuthenticationRoute, claimed: String?, reason: String, countFailure: Bool = true
     ) {
         let address = connections[id]!.peerAddress
+        // A name no principal has is not logged as given: it may be a secret typed in the wrong place.
+        let claimed = claimed.map { access?.policy.principal(named: $0) != nil ? $0 : "<unknown name of \($0.utf8.count) bytes>" }
         var reason = reason
         if countFailure, let delay = throttle.recordFailure(address, now: clock.monotonicNanoseconds) {
             reason += "; address throttled for \(delay / 1_000_000_000) s"

@@ -169,9 +169,15 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         case .echoRequest(let payload):
             send(.echoResponse(payload: payload), to: id)
         case .setClientID(let clientID):
-            if case .token(let principal, let secret) = AuthenticationToken(clientID) {
+            switch AuthenticationToken(clientID) {
+            case .token(let principal, let secret):
                 authenticate(id, principal: principal, secret: secret, via: .clientID)
                 return
+            case .malformed:
+                rejectMalformedToken(id, via: .clientID)
+                return
+            case .notAToken:
+                break
             }
             connections[id]!.clientID = clientID.getSlice(
                 at: clientID.readerIndex, length: min(clientID.readableBytes, Self.maxClientIDLength))
@@ -189,9 +195,15 @@ struct JobServerStateMachine<Clock: JobServerClock> {
     static var maxReducerLength: Int { 512 }
 
     private mutating func optionRequest(_ name: ByteBuffer, from id: ConnectionID) {
-        if case .token(let principal, let secret) = AuthenticationToken(name) {
+        switch AuthenticationToken(name) {
+        case .token(let principal, let secret):
             authenticate(id, principal: principal, secret: secret, via: .optionRequest)
             return
+        case .malformed:
+            rejectMalformedToken(id, via: .optionRequest)
+            return
+        case .notAToken:
+            break
         }
         switch String(buffer: name).lowercased() {
         case "exceptions":

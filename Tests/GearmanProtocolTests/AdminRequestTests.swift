@@ -31,6 +31,7 @@ import Testing
         Case("version", .version),
         Case("shutdown", .shutdown(graceful: false)),
         Case("shutdown graceful", .shutdown(graceful: true)),
+        Case("auth p s", .authenticate(principal: "p", secret: "s")),
     ]
 
     @Test(arguments: commands)
@@ -79,11 +80,49 @@ import Testing
         Case("maxqueue", .invalid(.invalidArguments(command: "maxqueue"))),
         Case("MAXQUEUE", .invalid(.invalidArguments(command: "MAXQUEUE"))),  // echoed as typed
         Case("shutdown now", .invalid(.invalidArguments(command: "shutdown"))),
+        Case("auth", .invalid(.invalidArguments(command: "auth"))),
+        Case("auth p", .invalid(.invalidArguments(command: "auth"))),
+        Case("auth p s extra", .invalid(.invalidArguments(command: "auth"))),
+        Case("AUTH p", .invalid(.invalidArguments(command: "AUTH"))),
     ]
 
     @Test(arguments: errors)
     func badLinesParseToTheirError(testCase: Case) {
         #expect(AdminRequest(line: testCase.line) == testCase.request)
+    }
+
+    /// Gearlock's `auth <principal> <secret>` line: the command word is case-insensitive, the
+    /// principal and secret keep their case and every byte but spaces (a secret may hold `:`).
+    static let authentication: [Case] = [
+        Case("auth acme-web s3cret", .authenticate(principal: "acme-web", secret: "s3cret")),
+        Case("AUTH Acme-Web S3CRET", .authenticate(principal: "Acme-Web", secret: "S3CRET")),
+        Case("Auth p co:lon:s", .authenticate(principal: "p", secret: "co:lon:s")),
+        Case("auth   p   s  ", .authenticate(principal: "p", secret: "s")),
+    ]
+
+    @Test(arguments: authentication)
+    func authLinesParse(testCase: Case) {
+        #expect(AdminRequest(line: testCase.line) == testCase.request)
+        #expect(AdminRequest(line: buf(testCase.line)) == testCase.request)
+    }
+
+    @Test func authLineErrorReplyDoesNotEchoTheSecret() {
+        guard case .invalid(let error) = AdminRequest(line: "auth p secret-value extra") else {
+            Issue.record("expected an invalid line")
+            return
+        }
+        #expect(error.reply == "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+auth\r\n")
+        #expect(!error.reply.contains("secret-value"))
+    }
+
+    @Test func authLineFromTheDecoderParses() throws {
+        var buffer = buf("auth p s:t\r\n")
+        var decoder = GearmanFrameDecoder()
+        guard case .text(let line) = try decoder.decode(buffer: &buffer) else {
+            Issue.record("expected a text frame")
+            return
+        }
+        #expect(AdminRequest(line: line) == .authenticate(principal: "p", secret: "s:t"))
     }
 
     @Test(arguments: [
