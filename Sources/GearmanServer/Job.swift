@@ -88,6 +88,21 @@ struct FunctionState {
     var hasRunnableJobs: Bool { queuedCount > 0 }
 }
 
+/// A reply held back until the queue store has committed a background job.
+enum HeldReply {
+    case packet(GearmanPacket)
+    case text(String)
+    /// JOB_CREATED for this handle, once its commit completes (or ERROR QUEUE_ERROR if it fails).
+    case awaitingCommit(ByteBuffer)
+}
+
+/// A background job's persist that submitters are waiting on.
+struct PendingPersist {
+    /// True when the submission created the job; false when it made a foreground job durable.
+    var createdJob: Bool
+    var waiters: [ConnectionID]
+}
+
 /// The factors a connection authenticated with: the certificate identity it presented and the
 /// hash its secret matched (never the secret).
 struct AuthenticationProof: Equatable {
@@ -132,6 +147,9 @@ struct ConnectionState {
     var noopSent = false
     var assignedJobs: Set<JobID> = []
     var listeningJobs: Set<JobID> = []
+    /// Replies waiting for a durable commit, and every reply after them, in order. Empty almost
+    /// always; while it is not, new replies queue here too, so none overtakes a JOB_CREATED.
+    var held: Deque<HeldReply> = []
 
     init(id: ConnectionID, peerAddress: String) {
         self.id = id

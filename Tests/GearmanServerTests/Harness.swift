@@ -108,6 +108,40 @@ final class Harness {
         self.machine = Machine(configuration: configuration, clock: clock, access: access)
     }
 
+    /// Commit every persist at once, as the in-memory store does (so JOB_CREATED follows in the same
+    /// outbox). Set to false to hold commits and drive them with `commit` / `failCommit`.
+    var autoCommit = true
+
+    /// The actions of the last event, with the commits of its persists when `autoCommit` is on.
+    private func collect() -> Outbox {
+        var actions = machine.takeActions()
+        if autoCommit {
+            let handles = actions.compactMap { action -> ByteBuffer? in
+                if case .persist(let job) = action { return job.handle }
+                return nil
+            }
+            if !handles.isEmpty {
+                machine.persistCompleted(handles: handles)
+                actions += machine.takeActions()
+            }
+        }
+        return Outbox(actions: actions)
+    }
+
+    /// The store committed these jobs.
+    @discardableResult
+    func commit(_ handles: [ByteBuffer]) -> Outbox {
+        machine.persistCompleted(handles: handles)
+        return collect()
+    }
+
+    /// The store failed to commit these jobs.
+    @discardableResult
+    func failCommit(_ handles: [ByteBuffer]) -> Outbox {
+        machine.persistFailed(handles: handles, reason: "disk full")
+        return collect()
+    }
+
     // MARK: Events
 
     func connect(peer: String = "127.0.0.1") -> ConnectionID {
@@ -115,7 +149,7 @@ final class Harness {
         let id = ConnectionID(lastConnection)
         machine.connectionOpened(id, peerAddress: peer)
         // With an ACL whose anonymous connections have rights, the packet cap is lifted at once.
-        #expect(Outbox(actions: machine.takeActions()).effects.allSatisfy { $0 == .liftPacketLimit(id) })
+        #expect(collect().effects.allSatisfy { $0 == .liftPacketLimit(id) })
         return id
     }
 
@@ -123,21 +157,21 @@ final class Harness {
     @discardableResult
     func identify(_ id: ConnectionID, _ identity: TLSPeerIdentity) -> Outbox {
         machine.peerIdentified(id, identity: identity)
-        return Outbox(actions: machine.takeActions())
+        return collect()
     }
 
     /// The handler paused at a packet over the pre-authentication cap.
     @discardableResult
     func preauthenticationLimitReached(_ id: ConnectionID, declaredSize: UInt32) -> Outbox {
         machine.preauthenticationLimitReached(id, declaredSize: declaredSize)
-        return Outbox(actions: machine.takeActions())
+        return collect()
     }
 
     /// The ACL was replaced (SIGHUP).
     @discardableResult
     func reload(_ policy: AccessPolicy) -> Outbox {
         machine.accessPolicyReloaded(policy)
-        return Outbox(actions: machine.takeActions())
+        return collect()
     }
 
     /// The audit log lines of an outbox: their `audit` metadata value and their metadata.
@@ -151,13 +185,13 @@ final class Harness {
     @discardableResult
     func send(_ packet: GearmanPacket, from id: ConnectionID, magic: PacketMagic = .request) -> Outbox {
         machine.packetReceived(packet, magic: magic, from: id)
-        return Outbox(actions: machine.takeActions())
+        return collect()
     }
 
     @discardableResult
     func admin(_ line: String, from id: ConnectionID) -> Outbox {
         machine.textReceived(buf(line), from: id)
-        return Outbox(actions: machine.takeActions())
+        return collect()
     }
 
     /// The whole text reply to one admin line.
@@ -168,13 +202,13 @@ final class Harness {
     @discardableResult
     func close(_ id: ConnectionID) -> Outbox {
         machine.connectionClosed(id)
-        return Outbox(actions: machine.takeActions())
+        return collect()
     }
 
     @discardableResult
     func fireTimer() -> Outbox {
         machine.timerFired()
-        return Outbox(actions: machine.takeActions())
+        return collect()
     }
 
     // MARK: Shortcuts

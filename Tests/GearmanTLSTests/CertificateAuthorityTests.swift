@@ -1,4 +1,5 @@
 import Foundation
+import GearlockTestSupport
 import GearmanTLS
 import NIOEmbedded
 import Testing
@@ -417,7 +418,7 @@ private func openssl(_ arguments: [String], expectFailure: Bool = false) throws 
     process.standardError = output
     process.standardInput = FileHandle.nullDevice
     try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
+    let data = readToEnd(output.fileHandleForReading)
     process.waitUntilExit()
     let text = String(decoding: data, as: UTF8.self)
     guard (process.terminationStatus == 0) != expectFailure else {

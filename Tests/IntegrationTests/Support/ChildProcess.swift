@@ -1,4 +1,5 @@
 import Foundation
+import GearlockTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -76,11 +77,11 @@ final class ChildProcess: @unchecked Sendable {
         try ProcessSpawner.shared.spawn(process)
         // Blocking reads on their own threads, off Swift's cooperative pool.
         Thread.detachNewThread { [self] in
-            let data = out.fileHandleForReading.readDataToEndOfFile()
+            let data = readToEnd(out.fileHandleForReading)
             self.pipeClosed { self.stdoutData = data }
         }
         Thread.detachNewThread { [self] in
-            let data = err.fileHandleForReading.readDataToEndOfFile()
+            let data = readToEnd(err.fileHandleForReading)
             self.pipeClosed { self.stderrData = data }
         }
         if let stdin, let input {
@@ -277,3 +278,4 @@ final class ProcessSpawner: @unchecked Sendable {
         if let failure { throw failure }
     }
 }
+
