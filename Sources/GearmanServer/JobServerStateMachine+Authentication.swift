@@ -66,7 +66,9 @@ extension JobServerStateMachine {
         case .none:
             return
         case .ambiguous(let why):
-            rejectAuthentication(id, route: .certificate, claimed: nil, reason: "ambiguous certificate identity: \(why)")
+            // Verified by the CA, so not a guess: not counted towards throttling.
+            rejectAuthentication(
+                id, route: .certificate, claimed: nil, reason: "ambiguous certificate identity: \(why)", countFailure: false)
         case .identity(let identity):
             connections[id]!.certificateIdentity = identity
             guard let rule = access.policy.principal(certificateIdentity: identity) else {
