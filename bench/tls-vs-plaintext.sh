@@ -87,7 +87,7 @@ tls_client=(--tls-ca "$pki/ca.pem" --tls-cert "$pki/clients/bench-client.pem" --
 plain_port=$(free_port)
 tls_port=$(free_port)
 while [[ $tls_port == "$plain_port" ]]; do tls_port=$(free_port); done
-"$gearlock" serve --log-level warning \
+"$gearlock" serve --log-level warning --queue memory \
     --listen "127.0.0.1:$plain_port" \
     --tls-listen "127.0.0.1:$tls_port" \
     --tls-cert "$pki/servers/bench-server.pem" --tls-key "$pki/servers/bench-server.key" \

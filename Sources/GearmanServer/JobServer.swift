@@ -25,6 +25,7 @@ public final class JobServer: Service, Sendable {
     private let logger: Logger
     private let core: JobServerCore
     private let listening: EventLoopPromise<[SocketAddress]>
+    private let queueStore: any QueueStore
     private let nextConnectionID = NIOLockedValueBox<UInt64>(0)
     private let tlsContexts = NIOLockedValueBox<[Int: TLSContext]>([:])
 
@@ -40,6 +41,7 @@ public final class JobServer: Service, Sendable {
     ) {
         self.configuration = configuration
         self.logger = logger
+        self.queueStore = queueStore
         let eventLoop = eventLoopGroup.next()
         var machineConfiguration = JobServerStateMachine<SystemJobServerClock>.Configuration()
         machineConfiguration.jobRetries = configuration.jobRetries
@@ -64,10 +66,13 @@ public final class JobServer: Service, Sendable {
         let core = self.core
         do {
             try loadTLSContexts()
+            try await replayStoredJobs()
             try await bindListeners()
         } catch {
             listening.fail(error)
             core.eventLoop.execute { core.stopNow() }
+            try? await core.stopped.futureResult.get()
+            await queueStore.close()
             throw error
         }
         try await withTaskCancellationHandler {
@@ -80,7 +85,18 @@ public final class JobServer: Service, Sendable {
         } onCancel: {
             core.eventLoop.execute { core.stopNow() }
         }
+        await queueStore.close()
         logger.info("stopped")
+    }
+
+    /// Queues every job the store kept, in its stored order and with its handle, before any
+    /// connection is accepted.
+    private func replayStoredJobs() async throws(QueueStoreError) {
+        let stored = try await queueStore.loadAll()
+        guard !stored.isEmpty else { return }
+        let core = self.core
+        try? await core.eventLoop.submit { core.restore(stored) }.get()
+        logger.notice("replayed background jobs from the queue store", metadata: ["gearman.jobs": "\(stored.count)"])
     }
 
     private func bindListeners() async throws {

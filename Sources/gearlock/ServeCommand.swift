@@ -1,9 +1,11 @@
 public import ArgumentParser
 import GearmanACL
+import GearmanQueue
 import GearmanServer
 import GearmanTLS
 public import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import UnixSignals
 
@@ -67,6 +69,16 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: "Lowest TLS version accepted: 1.2 or 1.3.")
     var tlsMinVersion: TLSVersionArgument = .v12
+
+    @Option(
+        help: ArgumentHelp(
+            "Where background jobs are kept: sqlite:PATH (durable; committed before JOB_CREATED) or memory.",
+            discussion: "The SQLite file is created when missing; a damaged or locked one stops start-up.",
+            valueName: "store"))
+    var queue: QueueOption = .defaultValue
+
+    @Flag(help: "With a SQLite queue: fsync less (PRAGMA synchronous=NORMAL): survives a crash of the server, not of the machine.")
+    var queueSyncNormal = false
 
     @Option(help: "Requeues of a job whose worker was lost before its clients get WORK_FAIL (0 = unlimited).")
     var jobRetries: Int = 0
@@ -165,7 +177,22 @@ struct ServeCommand: AsyncParsableCommand {
                            "acl.principals": "\(policy.principals.count)"])
         }
 
-        let server = JobServer(configuration: configuration, logger: logger)
+        let store: any QueueStore
+        switch queue {
+        case .memory:
+            store = InMemoryQueueStore()
+        case .sqlite(let path):
+            do {
+                store = try await SQLiteQueueStore.open(
+                    path: path, eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger,
+                    synchronous: queueSyncNormal ? .normal : .full)
+            } catch {
+                logger.critical("cannot open the queue store", metadata: ["error": "\(error.message)"])
+                throw QueueOpenFailure(message: error.message)
+            }
+            logger.info("queue store opened", metadata: ["queue": "\(queue)"])
+        }
+        let server = JobServer(configuration: configuration, queueStore: store, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
                 services: [
@@ -205,4 +232,10 @@ enum TLSVersionArgument: String, ExpressibleByArgument, CaseIterable {
         case .v13: .tls13
         }
     }
+}
+
+/// The queue store could not be opened: printed as the reason the server did not start.
+struct QueueOpenFailure: Error, CustomStringConvertible {
+    var message: String
+    var description: String { "gearlock serve: \(message)" }
 }

@@ -26,7 +26,7 @@ struct ACLServeCommandTests {
         let path = try Self.temporaryFile("tenants:\n  acme:\n    functions: [\"acme.*\"]\n    colour: blue\n")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let result = try await runProcess(
-            GearlockBinary.path, ["serve", "--listen", "127.0.0.1:\(try freeLoopbackPort())", "--acl", path],
+            GearlockBinary.path, ["serve", "--listen", "127.0.0.1:\(try freeLoopbackPort())", "--queue", "memory", "--acl", path],
             timeout: .seconds(20))
         #expect(result.exitCode != 0 && !result.timedOut, "\(result)")
         #expect(result.stderrString.contains("\(path):4:"), "\(result)")

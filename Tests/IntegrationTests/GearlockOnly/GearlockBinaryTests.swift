@@ -27,7 +27,8 @@ func withGearlockBinary<T: Sendable>(
         let port = try freeLoopbackPort()
         let process = try ChildProcess(
             GearlockBinary.path,
-            ["serve", "--listen", "127.0.0.1:\(port)", "--log-level", "error"] + extraArguments,
+            ["serve", "--listen", "127.0.0.1:\(port)", "--log-level", "error"]
+                + (extraArguments.contains("--queue") ? [] : ["--queue", "memory"]) + extraArguments,
             sourceLocation: sourceLocation)
         do {
             try await waitUntilAnswering(port: port, pid: process.pid, stillRunning: { process.isRunning })
@@ -135,7 +136,8 @@ struct GearlockBinaryTests {
     @Test("--listen 0.0.0.0 without --allow-plaintext-on-network is refused with a message saying so")
     func refusesPlaintextOnNetwork() async throws {
         let port = try freeLoopbackPort()
-        let result = try await runProcess(GearlockBinary.path, ["serve", "--listen", "0.0.0.0:\(port)"], timeout: .seconds(10))
+        let result = try await runProcess(
+            GearlockBinary.path, ["serve", "--listen", "0.0.0.0:\(port)", "--queue", "memory"], timeout: .seconds(10))
         #expect(!result.timedOut && !result.signalled && result.status != 0, "\(result)")
         let output = result.stderrString + result.stdoutString
         #expect(output.contains("--allow-plaintext-on-network"), "\(result)")

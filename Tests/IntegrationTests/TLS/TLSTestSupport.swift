@@ -438,7 +438,7 @@ func withGearlockTLSBinary<T: Sendable>(
         let process = try LiveProcess(
             GearlockBinary.path,
             ["serve", "--listen", "127.0.0.1:\(ports.plaintext)", "--tls-listen", "127.0.0.1:\(ports.tls)",
-             "--log-level", "info"] + arguments,
+             "--log-level", "info", "--queue", "memory"] + arguments,
             sourceLocation: sourceLocation)
         let listening = await process.waitFor(timeout: .seconds(10)) { out, err in
             (out + err).contains("tls://127.0.0.1:\(ports.tls)")

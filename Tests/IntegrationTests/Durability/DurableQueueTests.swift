@@ -1,0 +1,206 @@
+import Foundation
+import GearmanProtocol
+import GearmanQueue
+import GearmanServer
+import Logging
+import NIOCore
+import NIOPosix
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `gearlock serve --queue sqlite:FILE`: background jobs survive a restart and a `kill -9`.
+@Suite("Durable SQLite queue", .timeLimit(.minutes(3)))
+struct DurableQueueTests {
+    static func temporaryDatabase() throws -> (directory: String, path: String) {
+        let directory = NSTemporaryDirectory() + "gearlock-queue-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        return (directory, directory + "/queue.sqlite")
+    }
+
+    /// Starts `gearlock serve` on `path` and a free port; returns once it answers.
+    static func startServer(queue path: String) async throws -> (port: Int, process: ChildProcess) {
+        for _ in 0..<3 {
+            let port = try freeLoopbackPort()
+            let process = try ChildProcess(
+                GearlockBinary.path,
+                ["serve", "--listen", "127.0.0.1:\(port)", "--log-level", "error", "--queue", "sqlite:\(path)"])
+            do {
+                try await waitUntilAnswering(port: port, pid: process.pid, stillRunning: { process.isRunning })
+                return (port, process)
+            } catch {
+                _ = await process.terminate()
+            }
+        }
+        throw RawClientError(description: "gearlock serve --queue sqlite:\(path) did not start")
+    }
+
+    /// Grabs jobs until `count` arrived (or nothing more comes); returns (handle, payload) in order.
+    static func drain(port: Int, function: String, count: Int) async throws -> [(String, String)] {
+        let worker = try await RawClient.connect(host: "127.0.0.1", port: port, label: "drain")
+        defer { Task { await worker.close() } }
+        try await worker.canDo(function)
+        var jobs: [(String, String)] = []
+        var idle = 0
+        while jobs.count < count && idle < 20 {
+            let reply = try await worker.grab()
+            guard reply.type == PacketType.jobAssign.rawValue else {
+                idle += 1
+                try await Task.sleep(for: .milliseconds(50))
+                continue
+            }
+            idle = 0
+            let handle = field(reply, 0)
+            jobs.append((handle, field(reply, 2)))
+            try await worker.send(.request(.workComplete, handle, "done"))
+        }
+        return jobs
+    }
+
+    @Test("A graceful restart keeps every background job: same handles, same order, same priority")
+    func restartKeepsJobs() async throws {
+        let (directory, path) = try Self.temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var submitted: [(String, String)] = []
+        var high: [(String, String)] = []
+        do {
+            let (port, process) = try await Self.startServer(queue: path)
+            let client = try await RawClient.connect(host: "127.0.0.1", port: port, label: "client")
+            for index in 0..<40 {
+                let payload = "job-\(index)"
+                let type: PacketType = index % 10 == 9 ? .submitJobHighBackground : .submitJobBackground
+                let handle = try await client.submit("durable.f", unique: index % 2 == 0 ? "" : "u\(index)", payload: payload, type: type)
+                if type == .submitJobHighBackground { high.append((handle, payload)) } else { submitted.append((handle, payload)) }
+            }
+            await client.close()
+            process.signal(SIGTERM)
+            let stopped = await process.wait(timeout: .seconds(10))
+            #expect(stopped.exitCode == 0, "\(stopped)")
+        }
+        let (port, process) = try await Self.startServer(queue: path)
+        defer { Task { _ = await process.terminate() } }
+        let drained = try await Self.drain(port: port, function: "durable.f", count: 40)
+        let expected = high + submitted
+        #expect(drained.map(\.0) == expected.map(\.0), "handles and order after restart")
+        #expect(drained.map(\.1) == expected.map(\.1))
+        // Completed jobs are gone from the store: another restart finds nothing.
+        _ = await process.terminate()
+        let (again, second) = try await Self.startServer(queue: path)
+        let status = try await RawClient.connect(host: "127.0.0.1", port: again, label: "status")
+        let after = try await status.adminCommand("status")
+        #expect(!after.contains("durable.f\t") || after.contains("durable.f\t0\t0\t0\n"), "\(after)")
+        await status.close()
+        _ = await second.terminate()
+    }
+
+    @Test("kill -9 mid-stream loses no acknowledged background job")
+    func crashLosesNothingAcknowledged() async throws {
+        let (directory, path) = try Self.temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let total = 4000
+        var acknowledged: [(handle: String, payload: String)] = []
+        do {
+            let (port, process) = try await Self.startServer(queue: path)
+            let client = try await RawClient.connect(host: "127.0.0.1", port: port, label: "submitter")
+            // Pipelined: every submission is written up front (half with distinct uniques, half with
+            // empty ones); the server is killed while it is still acknowledging them.
+            var bytes = ByteBuffer()
+            for index in 0..<total {
+                var packet = RawPacket.request(
+                    .submitJobBackground, "crash.f", index % 2 == 0 ? "" : "u-\(index)", "job-\(index)"
+                ).wireBytes
+                bytes.writeBuffer(&packet)
+            }
+            try await client.sendRaw(bytes)
+            var index = 0
+            while index < total {
+                guard let frame = try? await client.receive(timeout: .seconds(10)), case .packet(let packet) = frame,
+                    packet.type == PacketType.jobCreated.rawValue
+                else { break }
+                acknowledged.append((String(buffer: packet.payload), "job-\(index)"))
+                index += 1
+                if index == total / 4 { process.signal(SIGKILL) }
+            }
+            let killed = await process.wait(timeout: .seconds(10))
+            #expect(killed.signalled, "\(killed)")
+            await client.close()
+        }
+        #expect(acknowledged.count >= total / 4, "the server acknowledged jobs before it was killed")
+
+        let (port, process) = try await Self.startServer(queue: path)
+        defer { Task { _ = await process.terminate() } }
+        let drained = try await Self.drain(port: port, function: "crash.f", count: total)
+        var delivered: [String: [String]] = [:]
+        for (handle, payload) in drained { delivered[payload, default: []].append(handle) }
+        let lost = acknowledged.filter { delivered[$0.payload] == nil }
+        let wrongHandle = acknowledged.filter { job in delivered[job.payload].map { !$0.contains(job.handle) } ?? false }
+        let duplicates = delivered.values.filter { $0.count > 1 }.count
+        #expect(lost.isEmpty, "\(lost.count) of \(acknowledged.count) acknowledged jobs lost: \(lost.prefix(5))")
+        #expect(
+            acknowledged.allSatisfy { delivered[$0.payload]?.first == $0.handle }, "same handles after the crash: \(wrongHandle.prefix(3))")
+        #expect(duplicates == 0, "duplicates: \(duplicates)")
+        print("crash test: \(acknowledged.count) acknowledged before kill -9, \(drained.count) delivered after restart, \(duplicates) duplicates, 0 lost")
+    }
+
+    @Test("A damaged database file, a read-only location and a locked file each stop start-up with a clear error")
+    func startUpErrors() async throws {
+        let (directory, path) = try Self.temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Data(repeating: 0x5A, count: 8192).write(to: URL(fileURLWithPath: path))
+        let damaged = try await runProcess(
+            GearlockBinary.path, ["serve", "--listen", "127.0.0.1:\(try freeLoopbackPort())", "--queue", "sqlite:\(path)"],
+            timeout: .seconds(20))
+        #expect(damaged.exitCode != 0 && !damaged.timedOut, "\(damaged)")
+        #expect(damaged.stderrString.contains("is not a SQLite database or is damaged"), "\(damaged)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(repeating: 0x5A, count: 8192), "left untouched")
+
+        // sysfs is read-only even for root.
+        let readOnly = try await runProcess(
+            GearlockBinary.path,
+            ["serve", "--listen", "127.0.0.1:\(try freeLoopbackPort())", "--queue", "sqlite:/sys/gearlock-queue.sqlite"],
+            timeout: .seconds(20))
+        #expect(readOnly.exitCode != 0 && !readOnly.timedOut, "\(readOnly)")
+        #expect(readOnly.stderrString.contains("/sys"), "\(readOnly)")
+
+        let fresh = directory + "/locked.sqlite"
+        let (_, first) = try await Self.startServer(queue: fresh)
+        defer { Task { _ = await first.terminate() } }
+        let second = try await runProcess(
+            GearlockBinary.path, ["serve", "--listen", "127.0.0.1:\(try freeLoopbackPort())", "--queue", "sqlite:\(fresh)"],
+            timeout: .seconds(20))
+        #expect(second.exitCode != 0 && !second.timedOut, "\(second)")
+        #expect(second.stderrString.contains("another gearlock server is using"), "\(second)")
+    }
+
+    @Test("A failed commit answers QUEUE_ERROR and queues nothing")
+    func failedCommitIsRefused() async throws {
+        let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { eventLoopGroup.shutdownGracefully { _ in } }
+        let server = JobServer(
+            configuration: gearlockConfiguration(ServerOptions()), queueStore: FailingQueueStore(),
+            eventLoopGroup: eventLoopGroup, logger: Logger(label: "failing-store") { _ in SwiftLogNoOpLogHandler() })
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let port = try #require(try await server.listeningAddresses().first?.port)
+            let client = try await RawClient.connect(host: "127.0.0.1", port: port, label: "client")
+            try await client.send(RawPacket.request(.submitJobBackground, "f", "u", "x"))
+            #expect(try await client.receivePacket() == .error("QUEUE_ERROR", "The job could not be stored durably"))
+            // Foreground jobs need no commit.
+            _ = try await client.submit("f", payload: "y")
+            #expect(try await client.adminCommand("status") == "f\t1\t0\t0\n.\n", "only the foreground job")
+            await client.close()
+            group.cancelAll()
+        }
+    }
+}
+
+/// A store whose every commit fails, as on a full disk.
+struct FailingQueueStore: QueueStore {
+    func commit(_ batch: QueueBatch, completion: @escaping @Sendable (Result<Void, QueueStoreError>) -> Void) {
+        completion(.failure(QueueStoreError(.ioError, "disk full")))
+    }
+
+    func loadAll() async throws(QueueStoreError) -> [StoredJob] { [] }
+}
