@@ -1,3 +1,4 @@
+import Foundation
 public import Logging
 import NIOConcurrencyHelpers
 public import NIOCore
@@ -84,6 +85,11 @@ public final class SQLiteQueueStore: QueueStore {
     ) async throws(QueueStoreError) -> SQLiteQueueStore {
         guard !path.isEmpty else {
             throw QueueStoreError(.cannotOpen, "the queue database path is empty; give the path of a file")
+        }
+        // A new database is private to the server's user: it holds payloads in clear. (SQLite
+        // gives its -wal and -shm files the same mode.) When this fails, opening explains why.
+        if !FileManager.default.fileExists(atPath: path) {
+            _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
         }
         let connection: SQLiteConnection
         do {

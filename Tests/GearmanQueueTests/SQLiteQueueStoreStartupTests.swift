@@ -14,6 +14,20 @@ import Darwin
 /// Start-up with a file that cannot serve as the queue: always a clear error naming the file, never a
 /// crash, and never an empty queue in place of one that could not be read.
 @Suite struct SQLiteQueueStoreStartupTests {
+    @Test func aNewDatabaseIsReadableOnlyByItsOwner() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("queue.sqlite")
+        let store = try await openStore(path)
+        try await store.commit(QueueBatch(added: [sampleJob(1)]))
+        for file in [path, path + "-wal"] {
+            var info = stat()
+            #expect(stat(file, &info) == 0, "\(file) exists")
+            #expect(info.st_mode & 0o777 == 0o600, "\(file) mode \(String(info.st_mode & 0o777, radix: 8))")
+        }
+        await store.close()
+    }
+
     @Test func aFileThatIsNotADatabaseIsDamagedAndLeftAlone() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
