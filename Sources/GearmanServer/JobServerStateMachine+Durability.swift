@@ -10,6 +10,7 @@ extension JobServerStateMachine {
     /// on the connection, and everything sent to it afterwards queues behind.
     mutating func awaitCommit(of handle: ByteBuffer, createdJob: Bool, for id: ConnectionID) {
         pendingPersists[handle, default: PendingPersist(createdJob: createdJob, waiters: [])].waiters.append(id)
+        if connections[id]!.held.isEmpty { connectionsHoldingReplies += 1 }
         connections[id]!.held.append(.awaitingCommit(handle))
     }
 
@@ -60,7 +61,7 @@ extension JobServerStateMachine {
     /// Replaces the connection's held reply for `handle` by `packet`, then sends everything at the
     /// front of its queue up to the next reply still waiting for a commit.
     private mutating func resolveHeldReply(of id: ConnectionID, handle: ByteBuffer, with packet: GearmanPacket) {
-        guard var held = connections[id]?.held else { return }
+        guard var held = connections[id]?.held, !held.isEmpty else { return }
         if let index = held.firstIndex(where: {
             if case .awaitingCommit(let waiting) = $0 { return waiting == handle }
             return false
@@ -76,6 +77,7 @@ extension JobServerStateMachine {
             held.removeFirst()
         }
         connections[id]!.held = held
+        connectionsHoldingReplies -= 1
     }
 
     /// Queues the jobs a store kept (before any connection is accepted), in their stored order,

@@ -54,6 +54,8 @@ struct JobServerStateMachine<Clock: JobServerClock> {
     var tenantConnectionCounts: [String: Int] = [:]
     /// Background jobs whose commit submitters wait on, by handle.
     var pendingPersists: [ByteBuffer: PendingPersist] = [:]
+    /// Connections whose `held` queue is not empty; while it is 0, `send` skips looking.
+    var connectionsHoldingReplies = 0
 
     init(configuration: Configuration, clock: Clock, access: AccessControl? = nil) {
         self.configuration = configuration
@@ -103,6 +105,7 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         if let tenant = connection.tenant {
             tenantConnectionCounts[tenant, default: 1] -= 1
         }
+        if !connection.held.isEmpty { connectionsHoldingReplies -= 1 }
         connections[id] = nil
     }
 
@@ -281,7 +284,7 @@ struct JobServerStateMachine<Clock: JobServerClock> {
     // MARK: Shared helpers
 
     mutating func send(_ packet: GearmanPacket, to id: ConnectionID) {
-        if connections[id]?.held.isEmpty == false {
+        if connectionsHoldingReplies > 0, connections[id]?.held.isEmpty == false {
             connections[id]!.held.append(.packet(packet))
             return
         }
@@ -289,7 +292,7 @@ struct JobServerStateMachine<Clock: JobServerClock> {
     }
 
     mutating func sendText(_ text: String, to id: ConnectionID) {
-        if connections[id]?.held.isEmpty == false {
+        if connectionsHoldingReplies > 0, connections[id]?.held.isEmpty == false {
             connections[id]!.held.append(.text(text))
             return
         }

@@ -178,22 +178,37 @@ struct ACLEnforcementTests {
 
     @Test("Repeated failures from one address are throttled: even the right secret is refused for a while")
     func throttling() async throws {
-        try await withACLServer(configure: { $0.failuresBeforeThrottling = 2 }) { server in
-            for attempt in 0..<2 {
-                let client = try await server.connect("guess-\(attempt)")
-                try await client.send(RawPacket.request(.optionRequest, "auth:acme-web:guess\(attempt)"))
-                _ = try await client.framesUntilClose()
+        // The back-off after the threshold is 1 s: on a machine too loaded to send the right secret
+        // within it, the run proves nothing, so it is tried again (at most three times).
+        for _ in 0..<3 {
+            let conclusive = try await withACLServer(configure: { $0.failuresBeforeThrottling = 2 }) { server in
+                // Connected up front, so only the authentication itself falls in the timed window.
+                let guesses = [try await server.connect("guess-0"), try await server.connect("guess-1")]
+                let right = try await server.connect("right-but-throttled")
+                try await guesses[0].send(RawPacket.request(.optionRequest, "auth:acme-web:guess0"))
+                _ = try await guesses[0].framesUntilClose()
+                let start = ContinuousClock.now
+                try await guesses[1].send(RawPacket.request(.optionRequest, "auth:acme-web:guess1"))
+                _ = try await guesses[1].framesUntilClose()
+                try await right.send(RawPacket.request(.optionRequest, "auth:acme-web:\(ACLFixture.secret("acme-web"))"))
+                let reply = try await right.receive(timeout: .seconds(10))
+                let refused = reply == .packet(.error("AUTH_FAILED", "Authentication failed"))
+                if !refused && ContinuousClock.now - start > .milliseconds(900) {
+                    return false
+                }
+                #expect(refused, "\(reply)")
+                #expect(try await right.framesUntilClose().isEmpty, "closed after the refusal")
+                #expect(server.logs.audits("authentication_failed").last?.contains("throttled") == true)
+                // The back-off (1 s after the threshold) ends.
+                try await Task.sleep(for: .milliseconds(1200))
+                let later = try await server.connect(as: "acme-web")
+                #expect(try await later.ping())
+                await later.close()
+                return true
             }
-            let right = try await server.connect("right-but-throttled")
-            try await right.send(RawPacket.request(.optionRequest, "auth:acme-web:\(ACLFixture.secret("acme-web"))"))
-            #expect(try await right.framesUntilClose() == [.packet(.error("AUTH_FAILED", "Authentication failed"))])
-            #expect(server.logs.audits("authentication_failed").last?.contains("throttled") == true)
-            // The back-off (1 s after the threshold) ends.
-            try await Task.sleep(for: .milliseconds(1200))
-            let later = try await server.connect(as: "acme-web")
-            #expect(try await later.ping())
-            await later.close()
+            if conclusive { return }
         }
+        Issue.record("the machine was too loaded to send a secret within the 1 s back-off, three times")
     }
 
     @Test("Before authentication: a packet over 64 KiB is refused; after it (even pipelined) it is accepted")
@@ -225,7 +240,7 @@ struct ACLEnforcementTests {
 
     @Test("A connection that does not authenticate within the deadline is closed")
     func authenticationDeadline() async throws {
-        try await withACLServer(configure: { $0.authenticationTimeout = .milliseconds(300) }) { server in
+        try await withACLServer(configure: { $0.authenticationTimeout = .seconds(1) }) { server in
             let idle = try await server.connect("idle")
             let frames = try await idle.framesUntilClose(timeout: .seconds(10))
             #expect(frames == [.packet(.error("AUTH_FAILED", "Authentication deadline passed"))], "\(frames)")
