@@ -1,8 +1,9 @@
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// A queue store that keeps jobs in memory only: nothing survives the process. Useful for tests
-/// and for `--queue memory`.
+/// A queue store that keeps jobs in memory only: nothing survives the process, but what was
+/// committed can be read back (`loadAll`). For tests, and for embedding a server that restarts
+/// inside one process. (`--queue memory` uses `VolatileQueueStore`, which keeps nothing.)
 public final class InMemoryQueueStore: QueueStore {
     private struct Storage {
         /// Each job with the number that orders it for replay, given when its handle was first added.

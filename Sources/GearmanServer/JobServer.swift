@@ -32,11 +32,12 @@ public final class JobServer: Service, Sendable {
     /// Creates a server; nothing is bound until `run()`.
     /// - Parameters:
     ///   - configuration: listeners, limits and semantics.
-    ///   - queueStore: where background jobs are kept. Default: in memory only.
+    ///   - queueStore: where background jobs are made durable. Default: nowhere (`VolatileQueueStore`):
+    ///     they live only in the server's memory. The server closes the store when it stops.
     ///   - eventLoopGroup: the loops to run on; the job state lives on one loop of it.
     ///   - logger: where the server logs.
     public init(
-        configuration: Configuration, queueStore: any QueueStore = InMemoryQueueStore(),
+        configuration: Configuration, queueStore: any QueueStore = VolatileQueueStore(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
     ) {
         self.configuration = configuration

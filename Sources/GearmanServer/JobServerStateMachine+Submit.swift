@@ -24,9 +24,7 @@ extension JobServerStateMachine {
         }
 
         guard tenantHasRoom(for: function, packet: packet, from: id) else { return }
-        let state = functions[function]!
-        let limit = state.maxQueue[submission.priority]
-        if limit > 0 && state.totalCount >= limit {
+        if isQueueFull(function, priority: submission.priority) {
             send(.error(code: ErrorCode.queueError, text: "Job queue is full"), to: id)
             return
         }
@@ -43,6 +41,13 @@ extension JobServerStateMachine {
             send(.jobCreated(handle: job.handle), to: id)
         }
         schedule(jobID)
+    }
+
+    /// Whether `maxqueue` refuses another job. Reads only the counters: a binding of the whole
+    /// `FunctionState` kept alive across the enqueue would make the queue append copy the queue.
+    private func isQueueFull(_ function: ByteBuffer, priority: JobPriority) -> Bool {
+        let limit = functions[function]!.maxQueue[priority]
+        return limit > 0 && functions[function]!.totalCount >= limit
     }
 
     /// A submission that matches a live job joins it: a foreground submitter starts listening, a

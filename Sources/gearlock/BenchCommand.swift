@@ -25,7 +25,9 @@ struct BenchCommand: AsyncParsableCommand {
             --duration seconds. Every result is compared byte for byte with what was sent.
             background: the clients enqueue background jobs for the same time with no worker \
             running (up to --max-queued-bytes), then the workers start and the drain is timed; the \
-            workers check every payload.
+            workers check every payload. With --jobs N, the clients enqueue exactly N jobs instead \
+            (as fast as the server acknowledges them; --warmup and --duration do not apply), job i \
+            carrying payload i, and the drain checks that every job is delivered exactly once.
             echo: ECHO_REQ round trips, no workers.
 
             jobs/s and the latencies count the jobs that completed within the --duration window \
@@ -86,6 +88,18 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Background mode: seconds the drain may take.")
     var drainTimeout: Double = 120
 
+    @Option(
+        help: ArgumentHelp(
+            "Background mode: enqueue exactly this many jobs, each with its own payload, and check that the drain delivers each exactly once.",
+            discussion: "Replaces --warmup and --duration; needs --payload-size 8 or more (the payload carries the job's index)."))
+    var jobs: Int?
+
+    @Flag(help: "With --jobs: give job i the unique key \"i\" (as libgearman clients send a unique key with every job).")
+    var uniqueKeys = false
+
+    @Option(help: "With --jobs: seconds the enqueue may take.")
+    var enqueueTimeout: Double = 120
+
     @Flag(help: "Print one JSON line instead of the table.")
     var json = false
 
@@ -101,6 +115,14 @@ struct BenchCommand: AsyncParsableCommand {
         guard jobTimeout > 0 else { throw ValidationError("--job-timeout must be positive") }
         guard drainTimeout > 0 else { throw ValidationError("--drain-timeout must be positive") }
         guard maxQueuedBytes > 0 else { throw ValidationError("--max-queued-bytes must be positive") }
+        if let jobs {
+            guard mode == .background else { throw ValidationError("--jobs needs --mode background") }
+            guard jobs >= 1 else { throw ValidationError("--jobs must be 1 or more") }
+            guard payloadSize >= 8 else { throw ValidationError("--jobs needs --payload-size 8 or more (the payload carries the job's index)") }
+            guard enqueueTimeout > 0 else { throw ValidationError("--enqueue-timeout must be positive") }
+        } else if uniqueKeys {
+            throw ValidationError("--unique-keys needs --jobs")
+        }
         if let serverPid, ProcessStats.sample(pid: serverPid) == nil {
             throw ValidationError("--server-pid \(serverPid): no such process in /proc")
         }
@@ -115,7 +137,10 @@ struct BenchCommand: AsyncParsableCommand {
         let options = try connection.connectionOptions()
         let server = options.servers[0]
         let function = self.function ?? "gearlock-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let payloads = BenchPayloads(size: payloadSize, count: clients * inFlight * 2, seed: UInt64.random(in: 0...UInt64.max))
+        // --jobs: job i carries payload i. Otherwise two payloads per in-flight slot.
+        let counted = mode == .background ? jobs : nil
+        let payloads = BenchPayloads(
+            size: payloadSize, count: counted ?? clients * inFlight * 2, seed: UInt64.random(in: 0...UInt64.max))
         let jobTimeout = Duration.nanoseconds(Int64(Self.nanoseconds(self.jobTimeout)))
 
         var report = BenchReport()
@@ -124,8 +149,9 @@ struct BenchCommand: AsyncParsableCommand {
                 + (serverPid.map { " (server pid \($0))" } ?? ""),
             (mode == .echo ? "" : "\(workers) workers (concurrency \(workerConcurrency)), ")
                 + "\(clients) clients × \(inFlight) in flight, \(payloadSize)-byte payloads, "
-                + "\(BenchReport.fixed(duration, duration.rounded() == duration ? 0 : 1)) s measured after "
-                + "\(BenchReport.fixed(warmup, warmup.rounded() == warmup ? 0 : 1)) s warm-up",
+                + (counted.map { "\($0) jobs" + (uniqueKeys ? " with unique keys" : "") }
+                    ?? "\(BenchReport.fixed(duration, duration.rounded() == duration ? 0 : 1)) s measured after "
+                    + "\(BenchReport.fixed(warmup, warmup.rounded() == warmup ? 0 : 1)) s warm-up"),
         ]
         report.add("mode", .string(mode.rawValue))
         report.add("server", .string(server.description))
@@ -138,6 +164,8 @@ struct BenchCommand: AsyncParsableCommand {
         report.add("payload_size", .int(payloadSize))
         report.add("warmup_s", .double(warmup, digits: 3))
         report.add("duration_s", .double(duration, digits: 3))
+        report.add("jobs_target", counted.map { .int($0) } ?? .null)
+        report.add("unique_keys", .bool(counted != nil && uniqueKeys))
 
         let clientList = (0..<clients).map { _ in GearmanClient(configuration: .init(connection: options)) }
         defer { for client in clientList { client.shutdown() } }
@@ -159,24 +187,41 @@ struct BenchCommand: AsyncParsableCommand {
         let budget = QueueBudget(bytes: maxQueuedBytes)
         switch mode {
         case .foreground: operation = .foreground(function: function)
-        case .background: operation = .background(function: function, budget: budget)
+        case .background:
+            operation =
+                counted.map { .backgroundCounted(function: function, tickets: JobTickets(count: $0), uniqueKeys: uniqueKeys) }
+                ?? .background(function: function, budget: budget)
         case .echo: operation = .echo
         }
         let begin = benchNow()
-        let window = LoadWindow(
-            start: begin + Self.nanoseconds(warmup), end: begin + Self.nanoseconds(warmup) + Self.nanoseconds(duration))
-        async let sampled = WindowSamples.take(serverPID: serverPid, window: window)
-        let tally = await BenchLoad.run(
-            clients: clientList, slotsPerClient: inFlight, operation: operation, payloads: payloads, window: window,
-            jobTimeout: jobTimeout)
-        var samples = await sampled
-        await pool?.stop()
-
-        // Background mode stops early when the queue budget runs out: the rate is over the time used.
-        var measured = window
-        if mode == .background && budget.isExhausted && tally.lastCompletion > window.start {
-            measured.end = tally.lastCompletion
+        let tally: LoadTally
+        var samples: WindowSamples
+        var measured: LoadWindow
+        if counted != nil {
+            // --jobs: no warm-up; measured from the start until the last JOB_CREATED.
+            let window = LoadWindow(start: begin, end: begin + Self.nanoseconds(enqueueTimeout))
+            samples = WindowSamples()
+            samples.start(serverPID: serverPid, resetPeak: true)
+            tally = await BenchLoad.run(
+                clients: clientList, slotsPerClient: inFlight, operation: operation, payloads: payloads, window: window,
+                jobTimeout: jobTimeout)
+            samples.finish(serverPID: serverPid)
+            measured = LoadWindow(start: begin, end: max(tally.lastCompletion, begin + 1))
+        } else {
+            let window = LoadWindow(
+                start: begin + Self.nanoseconds(warmup), end: begin + Self.nanoseconds(warmup) + Self.nanoseconds(duration))
+            async let sampled = WindowSamples.take(serverPID: serverPid, window: window)
+            tally = await BenchLoad.run(
+                clients: clientList, slotsPerClient: inFlight, operation: operation, payloads: payloads, window: window,
+                jobTimeout: jobTimeout)
+            samples = await sampled
+            // Background mode stops early when the queue budget runs out: the rate is over the time used.
+            measured = window
+            if mode == .background && budget.isExhausted && tally.lastCompletion > window.start {
+                measured.end = tally.lastCompletion
+            }
         }
+        await pool?.stop()
         let rate = Double(tally.jobs) / measured.seconds
         var errors = tally.errors
         var mismatches = tally.mismatches
@@ -197,16 +242,25 @@ struct BenchCommand: AsyncParsableCommand {
         report.row("latency max", BenchReport.latency(maximum))
         if mode == .background {
             report.add("enqueue_capped", .bool(budget.isExhausted))
+            report.add("enqueue_s", .double(measured.seconds, digits: 3))
             if budget.isExhausted {
                 report.row("enqueue stopped", "after \(BenchReport.fixed(measured.seconds, 2)) s: --max-queued-bytes reached")
             }
+            if let counted {
+                report.row("enqueue time", "\(BenchReport.fixed(measured.seconds, 2)) s")
+                if tally.completed != counted {
+                    errors += 1
+                    firstError = firstError ?? "enqueued \(tally.completed) of \(counted) jobs within --enqueue-timeout"
+                }
+            }
         }
         Self.addProcessStats(
-            to: &report, prefix: "", samples: samples, seconds: window.seconds, jobs: tally.jobs, serverPID: serverPid)
+            to: &report, prefix: "", samples: samples, seconds: measured.seconds, jobs: tally.jobs, serverPID: serverPid)
 
         if mode == .background {
             let drain = await runDrain(
-                enqueued: tally.completed, options: options, function: function, payloads: payloads, serverPID: serverPid)
+                enqueued: tally.completed, indexed: counted != nil, options: options, function: function,
+                payloads: payloads, serverPID: serverPid)
             report.add("enqueued", .int(tally.completed))
             report.add("drained", .int(drain.progress.count))
             report.add("drain_s", .double(drain.seconds, digits: 3))
@@ -218,6 +272,26 @@ struct BenchCommand: AsyncParsableCommand {
                 to: &report, prefix: "drain ", samples: drain.samples, seconds: drain.seconds, jobs: drain.progress.count,
                 serverPID: serverPid)
             mismatches += drain.progress.mismatches
+            if counted != nil {
+                // Exactly once: every acknowledged job delivered, none twice, none left on the server.
+                let duplicates = drain.progress.duplicates
+                let missing = max(0, tally.completed - drain.progress.count)
+                let leftover = await leftoverJobs(options: options, function: function)
+                report.add("duplicates", .int(duplicates))
+                report.add("missing", .int(missing))
+                report.add("left_on_server", leftover.map { .int($0) } ?? .null)
+                report.row("duplicates", "\(duplicates)")
+                report.row("missing", "\(missing)")
+                report.row("left on server", leftover.map { "\($0)" } ?? "– (status did not answer)")
+                if duplicates > 0 {
+                    errors += 1
+                    firstError = firstError ?? "\(duplicates) job(s) delivered more than once"
+                }
+                if let leftover, leftover > 0 {
+                    errors += 1
+                    firstError = firstError ?? "the server still holds \(leftover) job(s) of \(function) after the drain"
+                }
+            }
             if drain.progress.count != tally.completed {
                 errors += 1
                 firstError = firstError ?? "drained \(drain.progress.count) of \(tally.completed) jobs within --drain-timeout"
@@ -251,10 +325,12 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     /// Background mode's second half: start the workers on the full queue and time the drain.
+    /// With `indexed` (`--jobs`), each job's payload is its own and deliveries are counted per job.
     private func runDrain(
-        enqueued: Int, options: GearmanConnectionOptions, function: String, payloads: BenchPayloads, serverPID: Int32?
+        enqueued: Int, indexed: Bool, options: GearmanConnectionOptions, function: String, payloads: BenchPayloads,
+        serverPID: Int32?
     ) async -> (progress: DrainProgress, seconds: Double, samples: WindowSamples) {
-        let progress = DrainProgress(target: enqueued)
+        let progress = DrainProgress(target: enqueued, indices: indexed ? payloads.count : nil)
         var samples = WindowSamples()
         guard enqueued > 0 else { return (progress, 0, samples) }
         samples.start(serverPID: serverPID, resetPeak: false)
@@ -262,7 +338,11 @@ struct BenchCommand: AsyncParsableCommand {
         let pool = BenchWorkerPool(
             count: workers, concurrency: workerConcurrency, options: options, function: function,
             handler: { job in
-                progress.jobDone(verified: payloads.isPayload(job.payload))
+                if indexed {
+                    progress.jobDone(index: payloads.index(of: job.payload))
+                } else {
+                    progress.jobDone(verified: payloads.isPayload(job.payload))
+                }
                 return job.payload
             })
         let deadline = start + Self.nanoseconds(drainTimeout)
@@ -273,6 +353,23 @@ struct BenchCommand: AsyncParsableCommand {
         samples.finish(serverPID: serverPID)
         await pool.stop()
         return (progress, Double(end - start) / 1e9, samples)
+    }
+
+    /// After the drain: the jobs the server's `status` still shows for `function` (queued or
+    /// running), 0 once it no longer lists it; nil if it does not answer. The last WORK_COMPLETEs
+    /// may still be on their way: a non-zero count is asked again for up to 2 s.
+    private func leftoverJobs(options: GearmanConnectionOptions, function: String) async -> Int? {
+        let admin = GearmanAdminClient(server: options.servers[0], options: options)
+        defer { admin.close() }
+        let deadline = ContinuousClock.now + .seconds(2)
+        var left: Int?
+        repeat {
+            guard let status = try? await admin.status(timeout: .seconds(2)) else { return left }
+            left = status.first(where: { $0.name == function })?.total ?? 0
+            if left == 0 { return 0 }
+            try? await Task.sleep(for: .milliseconds(20))
+        } while ContinuousClock.now < deadline
+        return left
     }
 
     private func waitForWorkers(options: GearmanConnectionOptions, function: String) async {

@@ -71,25 +71,74 @@ final class QueueBudget: Sendable {
     var isExhausted: Bool { exhausted.load(ordering: .relaxed) }
 }
 
+/// `--jobs N`: hands out the job indices 0..<N, each once, to the load tasks.
+final class JobTickets: Sendable {
+    let count: Int
+    private let next = Atomic<Int>(0)
+
+    init(count: Int) {
+        self.count = count
+    }
+
+    /// The next index, or nil once all `count` are taken.
+    func take() -> Int? {
+        let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
+        return index < count ? index : nil
+    }
+}
+
 /// Background mode's drain: counts the jobs the workers ran and notes when the last one arrived.
+///
+/// With `deliveries` (`--jobs`, where every payload is its job's own), it also counts how often
+/// each job index arrived: `count` is then the number of different jobs delivered, and a job that
+/// arrives again is a duplicate.
 final class DrainProgress: Sendable {
     let target: Int
     private let drained = Atomic<Int>(0)
     private let mismatched = Atomic<Int>(0)
+    private let duplicated = Atomic<Int>(0)
     private let finished = Atomic<UInt64>(0)
+    /// Per job index: deliveries so far (saturating at 255); empty without `indices`.
+    private let deliveries: Mutex<[UInt8]>
 
-    init(target: Int) {
+    init(target: Int, indices: Int? = nil) {
         self.target = target
+        deliveries = Mutex([UInt8](repeating: 0, count: indices ?? 0))
     }
 
     func jobDone(verified: Bool) {
         if !verified { mismatched.add(1, ordering: .relaxed) }
+        countDelivery()
+    }
+
+    /// A job whose payload is job `index` (nil: it was none of the payloads sent).
+    func jobDone(index: Int?) {
+        let first = deliveries.withLock { counts -> Bool? in
+            guard let index, counts.indices.contains(index) else { return nil }
+            let seen = counts[index]
+            if seen < UInt8.max { counts[index] = seen + 1 }
+            return seen == 0
+        }
+        guard let first else {
+            mismatched.add(1, ordering: .relaxed)
+            return
+        }
+        if first {
+            countDelivery()
+        } else {
+            duplicated.add(1, ordering: .relaxed)
+        }
+    }
+
+    private func countDelivery() {
         let (_, count) = drained.add(1, ordering: .relaxed)
         if count == target { finished.store(benchNow(), ordering: .relaxed) }
     }
 
     var count: Int { drained.load(ordering: .relaxed) }
     var mismatches: Int { mismatched.load(ordering: .relaxed) }
+    /// Deliveries of a job that had already been delivered.
+    var duplicates: Int { duplicated.load(ordering: .relaxed) }
     /// When the target count was reached, or nil.
     var finishedAt: UInt64? {
         let value = finished.load(ordering: .relaxed)
@@ -101,6 +150,9 @@ final class DrainProgress: Sendable {
 enum BenchOperation: Sendable {
     case foreground(function: String)
     case background(function: String, budget: QueueBudget)
+    /// `--jobs`: background job `i` carries payload `i`, with the unique key `"i"` when
+    /// `uniqueKeys`; the tasks stop when the tickets run out.
+    case backgroundCounted(function: String, tickets: JobTickets, uniqueKeys: Bool)
     case echo
 }
 
@@ -141,8 +193,14 @@ enum BenchLoad {
         while !Task.isCancelled {
             let started = benchNow()
             guard started < window.end else { break }
-            let payload = payloads[first + (sequence & 1)]
+            var payload = payloads[first + (sequence & 1)]
             sequence &+= 1
+            var unique: String?
+            if case .backgroundCounted(_, let tickets, let uniqueKeys) = operation {
+                guard let index = tickets.take() else { return tally }
+                payload = payloads[index]
+                if uniqueKeys { unique = String(index) }
+            }
             do throws(GearmanError) {
                 let verified: Bool
                 switch operation {
@@ -152,6 +210,10 @@ enum BenchLoad {
                 case .background(let function, let budget):
                     guard budget.take(payload.readableBytes + 64) else { return tally }
                     _ = try await client.submitBackground(function: function, payload: payload, timeout: jobTimeout)
+                    verified = true
+                case .backgroundCounted(let function, _, _):
+                    _ = try await client.submitBackground(
+                        function: function, payload: payload, unique: unique, timeout: jobTimeout)
                     verified = true
                 case .echo:
                     let echoed = try await client.echo(payload, timeout: jobTimeout)

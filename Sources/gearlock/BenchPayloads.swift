@@ -45,14 +45,20 @@ struct BenchPayloads: Sendable {
 
     /// Whether `received` is byte for byte one of the payloads.
     func isPayload(_ received: ByteBuffer) -> Bool {
-        guard received.readableBytes == size else { return false }
-        guard size >= 8 else { return received == payloads[0] }
+        index(of: received) != nil
+    }
+
+    /// Which payload `received` is, byte for byte, or nil if it is none of them. (Always 0 for
+    /// payloads shorter than 8 bytes, of which there is one.)
+    func index(of received: ByteBuffer) -> Int? {
+        guard received.readableBytes == size else { return nil }
+        guard size >= 8 else { return received == payloads[0] ? 0 : nil }
         guard let first = received.getInteger(at: received.readerIndex, endianness: .little, as: UInt64.self) else {
-            return false
+            return nil
         }
         let index = (first &* Self.inverseMultiplier) ^ seed
-        guard index < UInt64(payloads.count) else { return false }
-        return received == payloads[Int(index)]
+        guard index < UInt64(payloads.count), received == payloads[Int(index)] else { return nil }
+        return Int(index)
     }
 
     /// Whether `received` is byte for byte `expected` (ByteBuffer's `==` compares the readable

@@ -180,7 +180,7 @@ struct ServeCommand: AsyncParsableCommand {
         let store: any QueueStore
         switch queue {
         case .memory:
-            store = InMemoryQueueStore()
+            store = VolatileQueueStore()
         case .sqlite(let path):
             do {
                 store = try await SQLiteQueueStore.open(
