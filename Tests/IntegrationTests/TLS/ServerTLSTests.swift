@@ -262,7 +262,7 @@ struct ServerTLSTests {
             #expect(dropped >= .milliseconds(2900), "dropped after \(dropped), before the 3 s deadline")
             // Generous: `start` also covers two TLS connections and a job, which take seconds on a
             // loaded 2-core CI machine running the other suites in parallel.
-            #expect(dropped < .seconds(12), "dropped only after \(dropped)")
+            #expect(dropped < .seconds(20), "dropped only after \(dropped)")
             // The survivors are untouched by the deadline.
             #expect(try await worker.adminLine("version") == "OK \(JobServer.version)\n")
             try await runJob(worker: worker, client: client, function: "tls.meanwhile", payload: "still fine")
