@@ -100,6 +100,8 @@ public final class PostgresQueueStore: QueueStore {
     ///     taken is `?sslmode=disable`: TLS to PostgreSQL is not supported yet, and a URL asking for it
     ///     is refused rather than served in the clear.
     ///   - serverName: whose jobs these are. A replacement for a lost server must use its name.
+    ///   - defaultPassword: the password used when the URL has none (`gearlock serve` passes
+    ///     `PGPASSWORD`, as libpq does, so that the password need not be on a command line).
     ///   - eventLoopGroup: where the connection runs.
     /// - Throws: `QueueStoreError` with `.cannotOpen` for a malformed URL, a server that cannot be
     ///   reached, a login that is refused or a database that does not exist (naming `host:port/database`,
@@ -107,20 +109,22 @@ public final class PostgresQueueStore: QueueStore {
     ///   user may not create or use the tables; `.schemaVersion` for tables of a newer gearlock;
     ///   `.notAQueue` when `gearlock_jobs` exists but was not made by gearlock.
     public static func open(
-        url: String, serverName: String, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger
+        url: String, serverName: String, defaultPassword: String? = nil,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
     ) async throws(QueueStoreError) -> PostgresQueueStore {
         try await open(
-            url: url, serverName: serverName, eventLoopGroup: eventLoopGroup, logger: logger,
-            lockWait: defaultLockWait, commitTimeout: defaultCommitTimeout)
+            url: url, serverName: serverName, defaultPassword: defaultPassword, eventLoopGroup: eventLoopGroup,
+            logger: logger, lockWait: defaultLockWait, commitTimeout: defaultCommitTimeout)
     }
 
     /// `open` with the waits tests shorten.
     static func open(
-        url: String, serverName: String, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        url: String, serverName: String, defaultPassword: String? = nil,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger, lockWait: Duration, commitTimeout: TimeAmount
     ) async throws(QueueStoreError) -> PostgresQueueStore {
-        let target = try PostgresQueueLocation(url: url)
+        var target = try PostgresQueueLocation(url: url)
+        if target.password == nil { target.password = defaultPassword }
         guard !serverName.isEmpty else {
             throw QueueStoreError(
                 .cannotOpen, "the server name is empty; the PostgreSQL queue keeps each server's jobs under its name",

@@ -1,4 +1,5 @@
 public import ArgumentParser
+import Foundation
 import GearmanACL
 import GearmanQueue
 import GearmanServer
@@ -72,10 +73,23 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Where background jobs are kept: sqlite:PATH (durable; committed before JOB_CREATED) or memory.",
-            discussion: "The SQLite file is created when missing; a damaged or locked one stops start-up.",
+            "Where background jobs are kept: sqlite:PATH or postgres://USER@HOST:PORT/DATABASE (durable; committed before JOB_CREATED) or memory.",
+            discussion: """
+                The SQLite file is created when missing; a damaged or locked one stops start-up. PostgreSQL needs \
+                --server-name; its password comes from the URL or, better, from the PGPASSWORD environment variable.
+                """,
             valueName: "store"))
     var queue: QueueOption = .defaultValue
+
+    @Option(
+        help: ArgumentHelp(
+            "With a PostgreSQL queue: the name this server's jobs are kept under.",
+            discussion: """
+                Servers with different names share one database. A server started with the name of one that was \
+                lost replays that server's jobs; two running servers can't share a name.
+                """,
+            valueName: "name"))
+    var serverName: String?
 
     @Flag(help: "With a SQLite queue: fsync less (PRAGMA synchronous=NORMAL): survives a crash of the server, not of the machine.")
     var queueSyncNormal = false
@@ -126,6 +140,22 @@ struct ServeCommand: AsyncParsableCommand {
         guard preauthMaxPacket > 0 else { throw ValidationError("--preauth-max-packet must be positive") }
         guard authFailuresBeforeThrottle > 0 else {
             throw ValidationError("--auth-failures-before-throttle must be at least 1")
+        }
+        switch queue {
+        case .postgres:
+            guard let serverName else {
+                throw ValidationError(
+                    "--queue postgres://… needs --server-name NAME: the name this server's jobs are kept under (a "
+                        + "replacement for a lost server is started with the same name and replays its jobs)")
+            }
+            guard Self.isValidServerName(serverName) else {
+                throw ValidationError(
+                    "--server-name must be 1 to \(Self.maxServerNameLength) letters, digits, '.', '_' or '-'")
+            }
+        case .memory, .sqlite:
+            if serverName != nil {
+                throw ValidationError("--server-name applies to a PostgreSQL queue only (--queue postgres://…)")
+            }
         }
         if !allowPlaintextOnNetwork, let exposed = listen.first(where: { !$0.isLoopback }) {
             throw ValidationError(
@@ -191,6 +221,15 @@ struct ServeCommand: AsyncParsableCommand {
                 throw QueueOpenFailure(message: error.message)
             }
             logger.info("queue store opened", metadata: ["queue": "\(queue)"])
+        case .postgres(let url):
+            do {
+                store = try await PostgresQueueStore.open(
+                    url: url, serverName: serverName ?? "",
+                    defaultPassword: ProcessInfo.processInfo.environment["PGPASSWORD"], logger: logger)
+            } catch {
+                logger.critical("cannot open the queue store", metadata: ["error": "\(error.message)"])
+                throw QueueOpenFailure(message: error.message)
+            }
         }
         let server = JobServer(configuration: configuration, queueStore: store, logger: logger)
         let group = ServiceGroup(
@@ -202,6 +241,23 @@ struct ServeCommand: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
+    }
+}
+
+extension ServeCommand {
+    static let maxServerNameLength = 64
+
+    /// Server names are kept short and plain: they appear in logs, in the database and in commands.
+    static func isValidServerName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= maxServerNameLength
+            && name.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+                    true
+                default: false
+                }
+            }
     }
 }
 

@@ -465,6 +465,21 @@ import Testing
         #expect(error?.path == "postgres://\(location.username)@\(location.endpoint)")
     }
 
+    @Test func theDefaultPasswordIsUsedWhenTheURLHasNone() async throws {
+        let location = try PostgresTestDatabase.location()
+        let withoutPassword = "postgres://\(location.username)@\(location.endpoint)"
+        let store = try await PostgresQueueStore.open(
+            url: withoutPassword, serverName: PostgresTestDatabase.uniqueServerName("default-password"),
+            defaultPassword: location.password, logger: testLogger)
+        #expect(try await store.loadAll() == [])
+        await store.close()
+        // The URL's own password wins over the default.
+        let wrongDefault = try await PostgresQueueStore.open(
+            url: try PostgresTestDatabase.url(), serverName: PostgresTestDatabase.uniqueServerName("url-password"),
+            defaultPassword: "not-the-password", logger: testLogger)
+        await wrongDefault.close()
+    }
+
     @Test func aMissingDatabaseIsNamed() async throws {
         let database = "gearlock_missing_\(UInt32.random(in: 1...UInt32.max))"
         let error = await postgresOpeningError(url: try PostgresTestDatabase.url(withDatabase: database))

@@ -22,11 +22,15 @@ struct DurableQueueTests {
 
     /// Starts `gearlock serve` on `path` and a free port; returns once it answers.
     static func startServer(queue path: String) async throws -> (port: Int, process: ChildProcess) {
+        try await startServer(["--queue", "sqlite:\(path)"])
+    }
+
+    /// Starts `gearlock serve` with `arguments` (the queue options) on a free port; returns once it answers.
+    static func startServer(_ arguments: [String]) async throws -> (port: Int, process: ChildProcess) {
         for _ in 0..<3 {
             let port = try freeLoopbackPort()
             let process = try ChildProcess(
-                GearlockBinary.path,
-                ["serve", "--listen", "127.0.0.1:\(port)", "--log-level", "error", "--queue", "sqlite:\(path)"])
+                GearlockBinary.path, ["serve", "--listen", "127.0.0.1:\(port)", "--log-level", "error"] + arguments)
             do {
                 try await waitUntilAnswering(port: port, pid: process.pid, stillRunning: { process.isRunning })
                 return (port, process)
@@ -34,7 +38,7 @@ struct DurableQueueTests {
                 _ = await process.terminate()
             }
         }
-        throw RawClientError(description: "gearlock serve --queue sqlite:\(path) did not start")
+        throw RawClientError(description: "gearlock serve \(arguments.joined(separator: " ")) did not start")
     }
 
     /// Grabs jobs until `count` arrived (or nothing more comes); returns (handle, payload) in order.
@@ -99,13 +103,20 @@ struct DurableQueueTests {
     func crashLosesNothingAcknowledged() async throws {
         let (directory, path) = try Self.temporaryDatabase()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let total = 4000
+        try await Self.crashLosesNothingAcknowledged(total: 4000, queue: ["--queue", "sqlite:\(path)"])
+    }
+
+    /// Pipelines `total` background submissions (half with distinct uniques, half with empty ones)
+    /// to a server started with `queue`, `kill -9`s it once a quarter are acknowledged, restarts it
+    /// with the same options and drains: every acknowledged job must come back, with its handle,
+    /// exactly once.
+    static func crashLosesNothingAcknowledged(total: Int, queue: [String], label: String = "sqlite") async throws {
         var acknowledged: [(handle: String, payload: String)] = []
         do {
-            let (port, process) = try await Self.startServer(queue: path)
+            let (port, process) = try await startServer(queue)
             let client = try await RawClient.connect(host: "127.0.0.1", port: port, label: "submitter")
-            // Pipelined: every submission is written up front (half with distinct uniques, half with
-            // empty ones); the server is killed while it is still acknowledging them.
+            // Pipelined: every submission is written up front; the server is killed while it is
+            // still acknowledging them.
             var bytes = ByteBuffer()
             for index in 0..<total {
                 var packet = RawPacket.request(
@@ -129,9 +140,9 @@ struct DurableQueueTests {
         }
         #expect(acknowledged.count >= total / 4, "the server acknowledged jobs before it was killed")
 
-        let (port, process) = try await Self.startServer(queue: path)
+        let (port, process) = try await startServer(queue)
         defer { Task { _ = await process.terminate() } }
-        let drained = try await Self.drain(port: port, function: "crash.f", count: total)
+        let drained = try await drain(port: port, function: "crash.f", count: total)
         var delivered: [String: [String]] = [:]
         for (handle, payload) in drained { delivered[payload, default: []].append(handle) }
         let lost = acknowledged.filter { delivered[$0.payload] == nil }
@@ -141,7 +152,7 @@ struct DurableQueueTests {
         #expect(
             acknowledged.allSatisfy { delivered[$0.payload]?.first == $0.handle }, "same handles after the crash: \(wrongHandle.prefix(3))")
         #expect(duplicates == 0, "duplicates: \(duplicates)")
-        print("crash test: \(acknowledged.count) acknowledged before kill -9, \(drained.count) delivered after restart, \(duplicates) duplicates, 0 lost")
+        print("crash test (\(label)): \(acknowledged.count) acknowledged before kill -9, \(drained.count) delivered after restart, \(duplicates) duplicates, \(lost.count) lost")
     }
 
     @Test("A damaged database file, a read-only location and a locked file each stop start-up with a clear error")
