@@ -48,6 +48,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(name: "GearlockSpawn", swiftSettings: swiftSettings),
         .target(name: "GearmanACL", dependencies: ["COpenSSL", "CGearlockOpenSSL", .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
         .target(
             name: "GearmanProtocol",
@@ -103,6 +104,7 @@ let package = Package(
         .executableTarget(
             name: "gearlock",
             dependencies: [
+                "GearlockSpawn",
                 "Gearman",
                 "GearmanTLS",
                 "GearmanServer",
@@ -184,6 +186,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
+                "GearlockSpawn",
                 "GearlockTestSupport",
                 "Gearman",
                 "GearmanACL",

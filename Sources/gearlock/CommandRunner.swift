@@ -1,3 +1,4 @@
+import GearlockSpawn
 import NIOCore
 import NIOPosix
 
@@ -46,24 +47,28 @@ struct CommandRunner: Sendable {
     var threadPool: NIOThreadPool
 
     func run(input: ByteBuffer) async throws -> Outcome {
-        let process = try SpawnedProcess.spawn(command)
+        // Stderr is ours, and the command gets a process group of its own: a Ctrl-C meant for
+        // `gearlock work` (which then finishes the jobs in hand) must not kill it.
+        let process = try SpawnedProcess.spawn(
+            .init(arguments: command, standardInput: .pipe, standardOutput: .pipe, standardError: .inherited, processGroup: .new))
         // From here on, every path must reap the child.
+        let (standardInput, standardOutput) = (process.standardInput!, process.standardOutput!)
         let outputChannel: any Channel
         let output: EventLoopFuture<ByteBuffer>
         let inputChannel: any Channel
         do {
-            (outputChannel, output) = try await collect(from: process.standardOutput)
+            (outputChannel, output) = try await collect(from: standardOutput)
         } catch {
-            close(process.standardOutput)
-            close(process.standardInput)
+            close(standardOutput)
+            close(standardInput)
             _ = try? await abandon(process)
             throw error
         }
         do {
             inputChannel = try await NIOPipeBootstrap(group: eventLoopGroup)
-                .takingOwnershipOfDescriptor(output: process.standardInput).get()
+                .takingOwnershipOfDescriptor(output: standardInput).get()
         } catch {
-            close(process.standardInput)
+            close(standardInput)
             outputChannel.close(promise: nil)
             _ = try? await abandon(process)
             throw error
@@ -73,13 +78,13 @@ struct CommandRunner: Sendable {
 
         let timer = timeout.map { timeout in
             eventLoopGroup.any().scheduleTask(in: TimeAmount(timeout)) {
-                process.sendSignal(SIGKILL)
+                process.sendSignalToProcessGroup(SIGKILL)
                 // Something that left the process group may hold stdout; the job has failed anyway.
                 outputChannel.close(promise: nil)
             }
         }
         return try await withTaskCancellationHandler {
-            let exit = try await process.waitForExit(on: threadPool)
+            let exit = try await waitForExit(of: process)
             // Whatever the command left behind may hold its stdin without reading: stop writing.
             inputChannel.close(promise: nil)
             var termination: Termination
@@ -96,7 +101,7 @@ struct CommandRunner: Sendable {
             // Read to EOF: the result is complete only once everyone holding the pipe closed it.
             return Outcome(termination: termination, output: try await output.get())
         } onCancel: {
-            process.sendSignal(SIGKILL)
+            process.sendSignalToProcessGroup(SIGKILL)
             inputChannel.close(promise: nil)
             outputChannel.close(promise: nil)
         }
@@ -113,10 +118,16 @@ struct CommandRunner: Sendable {
         }
     }
 
+    /// Waits for `process` to exit and reaps it, blocking a thread of `threadPool` (never an event
+    /// loop or a thread of Swift's cooperative pool) while it runs.
+    private func waitForExit(of process: SpawnedProcess) async throws -> SpawnedProcess.ExitStatus {
+        try await threadPool.runIfActive { try process.blockingWaitForExit() }
+    }
+
     /// Kills and reaps a child whose pipes could not be set up.
     private func abandon(_ process: SpawnedProcess) async throws {
-        process.sendSignal(SIGKILL)
-        _ = try await process.waitForExit(on: threadPool)
+        process.sendSignalToProcessGroup(SIGKILL)
+        _ = try await waitForExit(of: process)
     }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GearlockSpawn
 import Gearman
 import Logging
 import NIOCore

@@ -1,5 +1,7 @@
 import Foundation
+import GearlockSpawn
 import GearlockTestSupport
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -31,82 +33,128 @@ struct ProcessResult: Sendable, CustomStringConvertible {
 }
 
 /// A child process with captured stdout/stderr, killable, and waitable with a deadline.
-final class ChildProcess: @unchecked Sendable {
+///
+/// Started by ``ProcessSpawner`` (dies with the test process); threads of its own read its output
+/// and reap it, off Swift's cooperative pool.
+final class ChildProcess: Sendable {
+    /// What the child reads on stdin.
+    enum Input: Sendable {
+        /// `/dev/null`.
+        case nothing
+        /// These bytes, then EOF.
+        case data(Data)
+        /// What ``write(_:)`` sends, until ``closeInput()``.
+        case open
+    }
+
+    private struct State {
+        var termination: SpawnedProcess.ExitStatus?
+        var terminationWaiters: [CheckedContinuation<Void, Never>] = []
+        var stdout = Data()
+        var stderr = Data()
+        var pipesOpen = 2
+        var killedForTimeout = false
+    }
+
     let executable: String
     let arguments: [String]
-    private let process = Process()
-    private let lock = NSLock()
-    private var termination: (status: Int32, signalled: Bool)?
-    private var terminationWaiters: [CheckedContinuation<Void, Never>] = []
-    private var stdoutData = Data()
-    private var stderrData = Data()
-    private var pipesOpen = 2
-    private var killedForTimeout = false
+    private let process: SpawnedProcess
+    private let state = Mutex(State())
+    /// Our end of the child's stdin while it is `.open` and not yet closed.
+    private let openInput: Mutex<CInt?>
 
-    var pid: pid_t { process.processIdentifier }
+    var pid: pid_t { process.pid }
+
+    /// Starts `executable`. Fails the calling test with a clear message when it doesn't exist.
+    convenience init(
+        _ executable: String, _ arguments: [String], stdin: Data? = nil,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
+        try self.init(executable, arguments, input: stdin.map { .data($0) } ?? .nothing, sourceLocation: sourceLocation)
+    }
 
     /// Starts `executable`. Fails the calling test with a clear message when it doesn't exist.
     init(
-        _ executable: String, _ arguments: [String], stdin: Data? = nil,
-        sourceLocation: SourceLocation = #_sourceLocation
+        _ executable: String, _ arguments: [String], input: Input, sourceLocation: SourceLocation = #_sourceLocation
     ) throws {
         self.executable = executable
         self.arguments = arguments
         try requireExecutable(executable, sourceLocation: sourceLocation)
-        ProcessSpawner.setCommand(of: process, executable, arguments)
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        var input: Pipe?
-        if stdin != nil {
-            input = Pipe()
-            process.standardInput = input
-        } else {
-            process.standardInput = FileHandle.nullDevice
+        let process: SpawnedProcess
+        switch input {
+        case .nothing:
+            process = try ProcessSpawner.shared.spawn(executable, arguments, standardInput: .nullDevice)
+            openInput = Mutex(nil)
+        case .data:
+            process = try ProcessSpawner.shared.spawn(executable, arguments, standardInput: .pipe)
+            openInput = Mutex(nil)
+        case .open:
+            process = try ProcessSpawner.shared.spawn(executable, arguments, standardInput: .pipe)
+            openInput = Mutex(process.standardInput)
         }
-        process.terminationHandler = { [weak self] process in
-            guard let self else { return }
-            let waiters = self.lock.withLock {
-                self.termination = (process.terminationStatus, process.terminationReason == .uncaughtSignal)
-                defer { self.terminationWaiters.removeAll() }
-                return self.terminationWaiters
+        self.process = process
+        Thread.detachNewThread { [self] in
+            // Only a child reaped by someone else fails to be waited for; count it as gone.
+            let status = (try? process.blockingWaitForExit()) ?? .exited(-1)
+            let waiters = state.withLock { state in
+                state.termination = status
+                defer { state.terminationWaiters.removeAll() }
+                return state.terminationWaiters
             }
             for waiter in waiters { waiter.resume() }
         }
-        try ProcessSpawner.shared.spawn(process)
-        // Blocking reads on their own threads, off Swift's cooperative pool.
-        Thread.detachNewThread { [self] in
-            let data = readToEnd(out.fileHandleForReading)
-            self.pipeClosed { self.stdoutData = data }
+        for (descriptor, isStdout) in [(process.standardOutput!, true), (process.standardError!, false)] {
+            Thread.detachNewThread { [self] in
+                readChunks(from: descriptor) { chunk in
+                    state.withLock { state in
+                        if isStdout { state.stdout.append(chunk) } else { state.stderr.append(chunk) }
+                    }
+                }
+                close(descriptor)
+                state.withLock { $0.pipesOpen -= 1 }
+            }
         }
-        Thread.detachNewThread { [self] in
-            let data = readToEnd(err.fileHandleForReading)
-            self.pipeClosed { self.stderrData = data }
-        }
-        if let stdin, let input {
+        if case .data(let data) = input, let descriptor = process.standardInput {
             Thread.detachNewThread {
-                try? input.fileHandleForWriting.write(contentsOf: stdin)
-                try? input.fileHandleForWriting.close()
+                writeAll(data, to: descriptor)
+                close(descriptor)
             }
         }
     }
 
-    private func pipeClosed(_ store: () -> Void) {
-        lock.withLock {
-            store()
-            pipesOpen -= 1
+    deinit {
+        closeInput()
+    }
+
+    var isRunning: Bool { state.withLock { $0.termination == nil } }
+
+    /// How the process ended; nil while it runs.
+    var exitStatus: SpawnedProcess.ExitStatus? { state.withLock { $0.termination } }
+
+    /// What the process printed so far, and whether that is all of it (it has exited and both
+    /// pipes are closed).
+    var outputSoFar: (stdout: Data, stderr: Data, isComplete: Bool) {
+        state.withLock { ($0.stdout, $0.stderr, $0.termination != nil && $0.pipesOpen == 0) }
+    }
+
+    /// Writes `data` to stdin (an `.open` input); a no-op once it is closed.
+    func write(_ data: Data) {
+        openInput.withLock { descriptor in
+            if let descriptor { writeAll(data, to: descriptor) }
         }
     }
 
-    var isRunning: Bool { lock.withLock { termination == nil } }
+    /// Closes stdin (an `.open` input): the process reads EOF.
+    func closeInput() {
+        openInput.withLock { descriptor in
+            if let open = descriptor { close(open) }
+            descriptor = nil
+        }
+    }
 
     /// Sends `signal` to the process (no-op once it has exited).
     func signal(_ signal: Int32) {
-        lock.withLock {
-            guard termination == nil else { return }
-            _ = kill(process.processIdentifier, signal)
-        }
+        process.sendSignal(signal)
     }
 
     /// SIGKILLs the process and every process it started (e.g. `gearman -w`'s command), so nothing lingers.
@@ -118,9 +166,9 @@ final class ChildProcess: @unchecked Sendable {
 
     private func waitForTermination() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let done = lock.withLock {
-                if termination != nil { return true }
-                terminationWaiters.append(continuation)
+            let done = state.withLock { state in
+                if state.termination != nil { return true }
+                state.terminationWaiters.append(continuation)
                 return false
             }
             if done { continuation.resume() }
@@ -130,7 +178,7 @@ final class ChildProcess: @unchecked Sendable {
     /// Returns once both output pipes hit EOF, or when the task is cancelled (a grandchild may
     /// hold a pipe open much longer than the process itself lives).
     private func waitForPipes() async {
-        while !Task.isCancelled && lock.withLock({ pipesOpen > 0 }) {
+        while !Task.isCancelled && state.withLock({ $0.pipesOpen > 0 }) {
             try? await Task.sleep(for: .milliseconds(10))
         }
     }
@@ -143,7 +191,7 @@ final class ChildProcess: @unchecked Sendable {
             group.addTask {
                 try? await Task.sleep(for: timeout)
                 if self.isRunning {
-                    self.lock.withLock { self.killedForTimeout = true }
+                    self.state.withLock { $0.killedForTimeout = true }
                     self.killTree()
                 }
             }
@@ -157,10 +205,16 @@ final class ChildProcess: @unchecked Sendable {
             await group.next()
             group.cancelAll()
         }
-        return lock.withLock {
-            ProcessResult(
-                stdout: stdoutData, stderr: stderrData, status: termination?.status ?? -1,
-                signalled: termination?.signalled ?? false, timedOut: killedForTimeout)
+        return state.withLock { state in
+            let (status, signalled): (Int32, Bool) =
+                switch state.termination {
+                case .exited(let code): (code, false)
+                case .signalled(let signal): (signal, true)
+                case nil: (-1, false)
+                }
+            return ProcessResult(
+                stdout: state.stdout, stderr: state.stderr, status: status, signalled: signalled,
+                timedOut: state.killedForTimeout)
         }
     }
 
@@ -169,6 +223,24 @@ final class ChildProcess: @unchecked Sendable {
     func terminate(grace: Duration = .seconds(2)) async -> ProcessResult {
         signal(SIGTERM)
         return await wait(timeout: grace)
+    }
+}
+
+/// Writes all of `data` to `descriptor`, retrying interrupted and partial writes; gives up when
+/// the reader has gone (EPIPE).
+private func writeAll(_ data: Data, to descriptor: CInt) {
+    data.withUnsafeBytes { buffer in
+        var offset = 0
+        while offset < buffer.count {
+            let written = write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+            if written > 0 {
+                offset += written
+            } else if written == -1 && errno == EINTR {
+                continue
+            } else {
+                return
+            }
+        }
     }
 }
 
@@ -219,63 +291,3 @@ func descendantPIDs(of root: pid_t) -> [pid_t] {
     }
     return result
 }
-
-/// Starts every child from one thread that lives as long as the test process.
-///
-/// The parent-death signal fires when the *thread* that forked the child exits, so children must
-/// not be started from pool threads that may be retired while the child is still wanted.
-final class ProcessSpawner: @unchecked Sendable {
-    static let shared = ProcessSpawner()
-    static let setpriv = "/usr/bin/setpriv"
-    static let canSetParentDeathSignal = FileManager.default.isExecutableFile(atPath: setpriv)
-
-    /// Points `process` at `executable`, wrapped in `setpriv --pdeathsig KILL` where available: if
-    /// this test process dies (a crash), the kernel kills the child too, so no server is orphaned.
-    static func setCommand(of process: Process, _ executable: String, _ arguments: [String]) {
-        if canSetParentDeathSignal {
-            process.executableURL = URL(fileURLWithPath: setpriv)
-            process.arguments = ["--pdeathsig", "KILL", "--", executable] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-        }
-    }
-
-    private let condition = NSCondition()
-    private var requests: [() -> Void] = []
-
-    private init() {
-        let thread = Thread { [self] in
-            // Children inherit the spawning thread's signal mask, and the threads of this process
-            // block most signals; a child started with SIGTERM blocked would ignore `terminate()`.
-            var none = sigset_t()
-            sigemptyset(&none)
-            pthread_sigmask(SIG_SETMASK, &none, nil)
-            while true {
-                condition.lock()
-                while requests.isEmpty { condition.wait() }
-                let request = requests.removeFirst()
-                condition.unlock()
-                request()
-            }
-        }
-        thread.name = "integration-test-spawner"
-        thread.start()
-    }
-
-    /// Runs `process.run()` on the spawner thread and waits for it.
-    func spawn(_ process: Process) throws {
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var failure: (any Error)?
-        condition.lock()
-        requests.append {
-            do { try process.run() } catch { failure = error }
-            done.signal()
-        }
-        condition.signal()
-        condition.unlock()
-        done.wait()
-        if let failure { throw failure }
-    }
-}
-

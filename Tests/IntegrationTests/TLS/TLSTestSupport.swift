@@ -262,68 +262,43 @@ final class TLSRawClient: Sendable {
 // MARK: - Processes whose output is read while they run
 
 /// A child process with a stdin pipe and stdout/stderr collected as they arrive, so a test can
-/// wait for a line while the process still runs. Started like `ChildProcess` (dies with the test
-/// process, signals unblocked).
-final class LiveProcess: @unchecked Sendable {
+/// wait for a line while the process still runs. A `ChildProcess` (dies with the test process,
+/// signals unblocked) whose stdin stays open.
+final class LiveProcess: Sendable {
     let description: String
-    private let process = Process()
-    private let input = Pipe()
-    private let lock = NSLock()
-    private var stdoutData = Data()
-    private var stderrData = Data()
-    private var exitStatus: Int32?
-    private var readersDone = 0
+    private let child: ChildProcess
 
-    var pid: pid_t { process.processIdentifier }
+    var pid: pid_t { child.pid }
 
     init(_ executable: String, _ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws {
         description = ([executable] + arguments).joined(separator: " ")
-        try requireExecutable(executable, sourceLocation: sourceLocation)
-        ProcessSpawner.setCommand(of: process, executable, arguments)
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        process.terminationHandler = { [weak self] process in
-            guard let self else { return }
-            self.lock.withLock { self.exitStatus = process.terminationStatus }
-        }
-        try ProcessSpawner.shared.spawn(process)
-        for (pipe, isStdout) in [(out, true), (err, false)] {
-            Thread.detachNewThread { [self] in
-                let handle = pipe.fileHandleForReading
-                while true {
-                    let data = handle.availableData
-                    if data.isEmpty { break }
-                    self.lock.withLock {
-                        if isStdout { self.stdoutData.append(data) } else { self.stderrData.append(data) }
-                    }
-                }
-                self.lock.withLock { self.readersDone += 1 }
-            }
+        child = try ChildProcess(executable, arguments, input: .open, sourceLocation: sourceLocation)
+    }
+
+    var stdout: String { String(decoding: child.outputSoFar.stdout, as: UTF8.self) }
+    var stderr: String { String(decoding: child.outputSoFar.stderr, as: UTF8.self) }
+    var output: String { stdout + stderr }
+    var isRunning: Bool { child.isRunning }
+
+    /// The exit status, or the signal that killed the process; nil while it runs.
+    var status: Int32? {
+        switch child.exitStatus {
+        case .exited(let code): code
+        case .signalled(let signal): signal
+        case nil: nil
         }
     }
 
-    var stdout: String { lock.withLock { String(decoding: stdoutData, as: UTF8.self) } }
-    var stderr: String { lock.withLock { String(decoding: stderrData, as: UTF8.self) } }
-    var output: String { stdout + stderr }
-    var isRunning: Bool { lock.withLock { exitStatus == nil } }
-    var status: Int32? { lock.withLock { exitStatus } }
-
     func write(_ text: String) {
-        try? input.fileHandleForWriting.write(contentsOf: Data(text.utf8))
+        child.write(Data(text.utf8))
     }
 
     func closeInput() {
-        try? input.fileHandleForWriting.close()
+        child.closeInput()
     }
 
     func signal(_ signal: Int32) {
-        lock.withLock {
-            guard exitStatus == nil else { return }
-            _ = kill(process.processIdentifier, signal)
-        }
+        child.signal(signal)
     }
 
     /// Polls until `predicate(stdout, stderr)` holds or the process has exited and said all it
@@ -332,13 +307,8 @@ final class LiveProcess: @unchecked Sendable {
     func waitFor(timeout: Duration = .seconds(5), _ predicate: (String, String) -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let (out, err, finished) = lock.withLock {
-                (
-                    String(decoding: stdoutData, as: UTF8.self), String(decoding: stderrData, as: UTF8.self),
-                    exitStatus != nil && readersDone == 2
-                )
-            }
-            if predicate(out, err) { return true }
+            let (out, err, finished) = child.outputSoFar
+            if predicate(String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self)) { return true }
             if finished || ContinuousClock.now >= deadline { return false }
             try? await Task.sleep(for: .milliseconds(10))
         }
@@ -347,18 +317,8 @@ final class LiveProcess: @unchecked Sendable {
     /// Waits for the process to exit; SIGKILLs it after `timeout`. Returns the exit status (nil if killed).
     @discardableResult
     func wait(timeout: Duration) async -> Int32? {
-        let deadline = ContinuousClock.now + timeout
-        while isRunning && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        if isRunning {
-            signal(SIGKILL)
-            while isRunning { try? await Task.sleep(for: .milliseconds(10)) }
-            await waitFor(timeout: .seconds(2)) { _, _ in false }
-            return nil
-        }
-        await waitFor(timeout: .seconds(2)) { _, _ in false }
-        return status
+        let result = await child.wait(timeout: timeout)
+        return result.timedOut ? nil : result.status
     }
 
     /// SIGTERM, then SIGKILL after `grace`.
