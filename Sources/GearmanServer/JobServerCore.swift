@@ -23,6 +23,8 @@ final class JobServerCore: @unchecked Sendable {
     /// Persists and removals not yet handed to the store.
     private var pendingBatch = QueueBatch()
     private var commitInFlight = false
+    /// Set while a removal-only batch waits for more work before it is committed.
+    private var deferredRemovals: Scheduled<Void>?
     private var storeIdle: EventLoopPromise<Void>?
     /// The listening channels, closed first when the server stops.
     private var listeners: [any Channel] = []
@@ -210,10 +212,30 @@ final class JobServerCore: @unchecked Sendable {
 
     // MARK: Group commit
 
+    /// How long removals alone may wait to be committed, and how many may wait: a removal that a
+    /// crash loses only makes its job run again (at least once, as for a job running at the time
+    /// of the crash), so while workers drain a queue their removals share a few commits instead of
+    /// each paying for one. Additions are never held back: their submitters wait for them.
+    static let removalDelay: TimeAmount = .milliseconds(20)
+    static let removalBatchTarget = 512
+
     /// One commit in flight at a time; what the machine asks to persist meanwhile waits in
     /// `pendingBatch` and goes in the next commit, so a busy server commits many jobs at once.
-    private func startCommitIfIdle() {
+    private func startCommitIfIdle(flushingRemovals: Bool = false) {
         guard !commitInFlight, !pendingBatch.isEmpty else { return }
+        if pendingBatch.added.isEmpty && pendingBatch.removedHandles.count < Self.removalBatchTarget
+            && !flushingRemovals && storeIdle == nil
+        {
+            if deferredRemovals == nil {
+                deferredRemovals = eventLoop.scheduleTask(in: Self.removalDelay) { [self] in
+                    deferredRemovals = nil
+                    startCommitIfIdle(flushingRemovals: true)
+                }
+            }
+            return
+        }
+        deferredRemovals?.cancel()
+        deferredRemovals = nil
         let batch = pendingBatch
         pendingBatch = QueueBatch()
         commitInFlight = true
@@ -249,7 +271,7 @@ final class JobServerCore: @unchecked Sendable {
 
     /// Succeeds once nothing is waiting to be committed.
     private func whenStoreIdle() -> EventLoopFuture<Void> {
-        startCommitIfIdle()
+        startCommitIfIdle(flushingRemovals: true)
         if !commitInFlight && pendingBatch.isEmpty { return eventLoop.makeSucceededVoidFuture() }
         let promise = storeIdle ?? eventLoop.makePromise()
         storeIdle = promise

@@ -338,9 +338,15 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         nextJobID += 1
         let id = JobID(rawValue: nextJobID)
         let handle = handles.next()
+        let unique = Self.compact(submission.unique)
+        let payload = Self.compact(submission.payload)
+        // The key kept in `jobsByKey` must not hold a slice of the read buffer either.
+        let key = key.map { key in
+            CoalescingKey(function: function, unique: key.byPayload ? payload : unique, byPayload: key.byPayload)
+        }
         let job = Job(
-            id: id, handle: handle, function: function, unique: Self.compact(submission.unique), coalescingKey: key,
-            payload: Self.compact(submission.payload), priority: submission.priority,
+            id: id, handle: handle, function: function, unique: unique, coalescingKey: key,
+            payload: payload, priority: submission.priority,
             reducer: submission.reducer.map(Self.compact), epoch: submission.epoch,
             isBackground: submission.background, state: .queued, retries: 0, listeners: [],
             numerator: Self.zero, denominator: Self.zero)
