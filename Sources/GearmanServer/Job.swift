@@ -16,6 +16,24 @@ struct CoalescingKey: Hashable {
     var byPayload: Bool
 }
 
+/// How a job takes part in coalescing: what its `CoalescingKey` is made of, if it has one. A job
+/// keeps this one byte rather than its key, which is derived from its own fields when needed.
+enum Coalescing: UInt8 {
+    case none
+    case byUnique
+    case byPayload
+}
+
+/// The progress a worker last reported with WORK_STATUS, as decimal text.
+struct JobProgress {
+    var numerator: ByteBuffer
+    var denominator: ByteBuffer
+
+    /// "0" of GET_STATUS answers for a job with no progress: one shared buffer, not one per job.
+    static let zeroText = ByteBuffer(integer: UInt8(ascii: "0"))
+    static let none = JobProgress(numerator: zeroText, denominator: zeroText)
+}
+
 /// One job, from submission until it ends.
 struct Job {
     enum State: Equatable {
@@ -32,7 +50,7 @@ struct Job {
     let handle: ByteBuffer
     let function: ByteBuffer
     let unique: ByteBuffer
-    let coalescingKey: CoalescingKey?
+    let coalescing: Coalescing
     let payload: ByteBuffer
     let priority: JobPriority
     /// The reducer of a reduce submission; nil for an ordinary job.
@@ -46,8 +64,15 @@ struct Job {
     var retries: Int
     /// Foreground clients waiting on the job, most recently attached first (gearmand's order).
     var listeners: [ConnectionID]
-    var numerator: ByteBuffer
-    var denominator: ByteBuffer
+
+    /// The key the job is registered under in the coalescing table, if any.
+    var coalescingKey: CoalescingKey? {
+        switch coalescing {
+        case .none: nil
+        case .byUnique: CoalescingKey(function: function, unique: unique, byPayload: false)
+        case .byPayload: CoalescingKey(function: function, unique: payload, byPayload: true)
+        }
+    }
 
     var isRunning: Bool {
         if case .running = state { return true }

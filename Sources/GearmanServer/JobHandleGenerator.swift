@@ -32,14 +32,20 @@ struct JobHandleGenerator {
     }
 
     mutating func next() -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(Self.maxHandleLength)
+        write(into: &buffer)
+        return buffer
+    }
+
+    /// Writes the next handle at the end of `buffer` (at most `maxHandleLength` bytes).
+    mutating func write(into buffer: inout ByteBuffer) {
         self.counter += 1
         var hasher = Hasher()
         hasher.combine(self.key0)
         hasher.combine(self.counter)
         hasher.combine(self.key1)
         let tag = UInt64(bitPattern: Int64(hasher.finalize())) & 0xFFFF_FFFF_FFFF
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(Self.maxHandleLength)
         buffer.writeString(self.prefix)
         buffer.writeString(":")
         buffer.writeString(self.start)
@@ -47,7 +53,6 @@ struct JobHandleGenerator {
         buffer.writeString(String(self.counter))
         buffer.writeString("-")
         buffer.writeString(Self.hex(tag, digits: 12))
-        return buffer
     }
 
     private static func hex(_ value: UInt64, digits: Int) -> String {

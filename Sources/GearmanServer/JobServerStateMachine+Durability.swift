@@ -89,13 +89,14 @@ extension JobServerStateMachine {
             if let existing = key, jobsByKey[existing] != nil { key = nil }
             nextJobID += 1
             let id = JobID(rawValue: nextJobID)
-            jobs[id] = Job(
-                id: id, handle: stored.handle, function: function, unique: stored.unique, coalescingKey: key,
+            let job = Job(
+                id: id, handle: stored.handle, function: function, unique: stored.unique,
+                coalescing: key.map { $0.byPayload ? .byPayload : .byUnique } ?? .none,
                 payload: stored.payload, priority: stored.priority, reducer: stored.reducer, epoch: stored.epoch,
-                isBackground: true, state: .queued, retries: stored.retries, listeners: [],
-                numerator: Self.zero, denominator: Self.zero)
+                isBackground: true, state: .queued, retries: stored.retries, listeners: [])
+            jobs[id] = job
             jobsByHandle[stored.handle] = id
-            if let key { jobsByKey[key] = id }
+            if let key = job.coalescingKey { jobsByKey[key] = id }
             if let tenant = functions[function]!.tenant { tenantJobCounts[tenant, default: 0] += 1 }
             schedule(id)
         }

@@ -23,8 +23,9 @@ extension JobServerStateMachine {
     mutating func workStatus(handle: ByteBuffer, numerator: ByteBuffer, denominator: ByteBuffer, from id: ConnectionID) {
         guard let job = assignedJob(handle, packet: .workStatus, from: id) else { return }
         // Forwarded as sent, but kept as numbers (read like atoi, as gearmand does) for GET_STATUS.
-        jobs[job.id]!.numerator = ByteBuffer(string: String(DecimalText.leadingInteger(String(buffer: numerator))))
-        jobs[job.id]!.denominator = ByteBuffer(string: String(DecimalText.leadingInteger(String(buffer: denominator))))
+        progress[job.id] = JobProgress(
+            numerator: ByteBuffer(string: String(DecimalText.leadingInteger(String(buffer: numerator)))),
+            denominator: ByteBuffer(string: String(DecimalText.leadingInteger(String(buffer: denominator)))))
         for listener in job.listeners {
             send(.workStatus(handle: job.handle, numerator: numerator, denominator: denominator), to: listener)
         }

@@ -94,10 +94,11 @@ extension JobServerStateMachine {
                 to: id)
             return
         }
+        let progress = progress[job.id] ?? .none
         send(
             .statusResponse(
-                handle: handle, known: true, running: job.isRunning, numerator: job.numerator,
-                denominator: job.denominator), to: id)
+                handle: handle, known: true, running: job.isRunning, numerator: progress.numerator,
+                denominator: progress.denominator), to: id)
     }
 
     /// GET_STATUS_UNIQUE looks the unique up across all functions and answers for the first match.
@@ -117,9 +118,10 @@ extension JobServerStateMachine {
                     clients: Self.zero), to: id)
             return
         }
+        let progress = progress[job.id] ?? .none
         send(
             .statusResponseUnique(
-                unique: unique, known: true, running: job.isRunning, numerator: job.numerator,
-                denominator: job.denominator, clients: ByteBuffer(string: String(job.listeners.count))), to: id)
+                unique: unique, known: true, running: job.isRunning, numerator: progress.numerator,
+                denominator: progress.denominator, clients: ByteBuffer(string: String(job.listeners.count))), to: id)
     }
 }

@@ -33,6 +33,8 @@ struct JobServerStateMachine<Clock: JobServerClock> {
     var jobs: [JobID: Job] = [:]
     var jobsByHandle: [ByteBuffer: JobID] = [:]
     var jobsByKey: [CoalescingKey: JobID] = [:]
+    /// WORK_STATUS progress of running jobs that reported any; the others are at 0 of 0.
+    var progress: [JobID: JobProgress] = [:]
     var handles: JobHandleGenerator
     var nextJobID: UInt64 = 0
     var nextAssignment: UInt64 = 0
@@ -333,28 +335,42 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         wakeWorkers(for: job.function)
     }
 
-    /// Creates a job in the tables, queued or scheduled.
+    /// Payloads up to this size share one allocation with the job's handle and unique.
+    static var packedPayloadLimit: Int { 4096 }
+
+    /// Creates a job in the tables, queued or scheduled. Its handle, unique and (small) payload are
+    /// copied into one buffer of their own: a queued job then costs one allocation for its bytes
+    /// and holds no slice of a read buffer.
     mutating func createJob(_ submission: Submission, function: ByteBuffer, key: CoalescingKey?) -> JobID {
         nextJobID += 1
         let id = JobID(rawValue: nextJobID)
-        let handle = handles.next()
-        let unique = Self.compact(submission.unique)
-        let payload = Self.compact(submission.payload)
-        // The key kept in `jobsByKey` must not hold a slice of the read buffer either.
-        let key = key.map { key in
-            CoalescingKey(function: function, unique: key.byPayload ? payload : unique, byPayload: key.byPayload)
-        }
+        let packsPayload = submission.payload.readableBytes <= Self.packedPayloadLimit
+        var bytes = ByteBuffer()
+        bytes.reserveCapacity(
+            JobHandleGenerator.maxHandleLength + submission.unique.readableBytes
+                + (packsPayload ? submission.payload.readableBytes : 0))
+        handles.write(into: &bytes)
+        let handle = bytes.getSlice(at: 0, length: bytes.writerIndex)!
+        let unique = Self.append(submission.unique, to: &bytes)
+        let payload = packsPayload ? Self.append(submission.payload, to: &bytes) : Self.compact(submission.payload)
+        let coalescing: Coalescing = key.map { $0.byPayload ? .byPayload : .byUnique } ?? .none
         let job = Job(
-            id: id, handle: handle, function: function, unique: unique, coalescingKey: key,
+            id: id, handle: handle, function: function, unique: unique, coalescing: coalescing,
             payload: payload, priority: submission.priority,
             reducer: submission.reducer.map(Self.compact), epoch: submission.epoch,
-            isBackground: submission.background, state: .queued, retries: 0, listeners: [],
-            numerator: Self.zero, denominator: Self.zero)
+            isBackground: submission.background, state: .queued, retries: 0, listeners: [])
         jobs[id] = job
         jobsByHandle[handle] = id
-        if let key { jobsByKey[key] = id }
+        if let key = job.coalescingKey { jobsByKey[key] = id }
         if let tenant = functions[function]!.tenant { tenantJobCounts[tenant, default: 0] += 1 }
         return id
+    }
+
+    /// Appends `field` to `bytes` and returns the slice of `bytes` that holds it.
+    private static func append(_ field: ByteBuffer, to bytes: inout ByteBuffer) -> ByteBuffer {
+        let start = bytes.writerIndex
+        bytes.writeImmutableBuffer(field)
+        return bytes.getSlice(at: start, length: field.readableBytes)!
     }
 
     /// Makes a job runnable now or when its epoch time comes.
@@ -373,6 +389,7 @@ struct JobServerStateMachine<Clock: JobServerClock> {
     mutating func removeJob(_ jobID: JobID) {
         guard let job = jobs.removeValue(forKey: jobID) else { return }
         jobsByHandle[job.handle] = nil
+        progress[jobID] = nil
         if let tenant = functions[job.function]!.tenant { tenantJobCounts[tenant, default: 1] -= 1 }
         if let key = job.coalescingKey, jobsByKey[key] == jobID { jobsByKey[key] = nil }
         switch job.state {
@@ -397,8 +414,7 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         connections[worker]?.assignedJobs.remove(jobID)
         functions[job.function]!.runningCount -= 1
         if countRetry { job.retries += 1 }
-        job.numerator = Self.zero
-        job.denominator = Self.zero
+        progress[jobID] = nil
         job.state = .queued
         // Counted as queued for a moment so that `removeJob` below balances the counts.
         functions[job.function]!.queuedCounts[job.priority.rawValue] += 1
@@ -440,7 +456,7 @@ struct JobServerStateMachine<Clock: JobServerClock> {
             priority: job.priority, epoch: job.epoch, reducer: job.reducer, retries: job.retries)
     }
 
-    static var zero: ByteBuffer { ByteBuffer(integer: UInt8(ascii: "0")) }
+    static var zero: ByteBuffer { JobProgress.zeroText }
 
     /// A copy of `buffer` in its own storage when it is a small slice of a much larger buffer
     /// (a read buffer), so a queued job doesn't keep the whole read buffer alive.
