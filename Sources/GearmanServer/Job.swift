@@ -3,9 +3,19 @@ import GearmanACL
 import GearmanProtocol
 import NIOCore
 
-/// Identifies a job inside the state machine (cheaper to hash and queue than its handle).
+/// Identifies a job inside the state machine (cheaper to hash and queue than its handle): its slot
+/// in the `JobTable` and the slot's generation. The order is arbitrary but total (heap tie-breaks);
+/// jobs are ordered by age with `Job.sequence`.
 struct JobID: Hashable, Sendable, Comparable {
     var rawValue: UInt64
+
+    init(slot: UInt32, generation: UInt32) {
+        rawValue = UInt64(generation) << 32 | UInt64(slot)
+    }
+
+    var slot: UInt32 { UInt32(truncatingIfNeeded: rawValue) }
+    var generation: UInt32 { UInt32(truncatingIfNeeded: rawValue >> 32) }
+
     static func < (lhs: JobID, rhs: JobID) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
@@ -47,6 +57,8 @@ struct Job {
     }
 
     let id: JobID
+    /// Counts up from job to job: the order in which jobs were created (or replayed).
+    let sequence: UInt64
     let handle: ByteBuffer
     let function: ByteBuffer
     let unique: ByteBuffer

@@ -97,7 +97,7 @@ extension JobServerStateMachine {
     }
 
     private func sortedJobs(_ scope: AdminScope) -> [Job] {
-        jobs.values.filter { sees($0, scope) }.sorted { $0.id < $1.id }
+        jobs.values.filter { sees($0, scope) }.sorted { $0.sequence < $1.sequence }
     }
 
     private func sees(_ job: Job, _ scope: AdminScope) -> Bool {

@@ -88,9 +88,9 @@ extension JobServerStateMachine {
             var key = Self.coalescingKey(function: function, unique: stored.unique, payload: stored.payload)
             if let existing = key, jobsByKey[existing] != nil { key = nil }
             nextJobID += 1
-            let id = JobID(rawValue: nextJobID)
+            let id = jobs.reserveID()
             let job = Job(
-                id: id, handle: stored.handle, function: function, unique: stored.unique,
+                id: id, sequence: nextJobID, handle: stored.handle, function: function, unique: stored.unique,
                 coalescing: key.map { $0.byPayload ? .byPayload : .byUnique } ?? .none,
                 payload: stored.payload, priority: stored.priority, reducer: stored.reducer, epoch: stored.epoch,
                 isBackground: true, state: .queued, retries: stored.retries, listeners: [])

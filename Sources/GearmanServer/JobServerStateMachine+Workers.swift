@@ -39,7 +39,7 @@ extension JobServerStateMachine {
         functions[function]?.workers.remove(id)
         functions[function]?.sleepers.remove(id)
         // A job running under the withdrawn registration goes back to the queue (as gearmand).
-        for jobID in connections[id]!.assignedJobs.sorted() where jobs[jobID]?.function == function {
+        for jobID in byAge(connections[id]!.assignedJobs) where jobs[jobID]?.function == function {
             requeue(jobID, countRetry: true)
         }
     }
@@ -50,7 +50,7 @@ extension JobServerStateMachine {
             functions[ability.function]?.sleepers.remove(id)
         }
         connections[id]!.abilities.removeAll()
-        for jobID in connections[id]!.assignedJobs.sorted() {
+        for jobID in byAge(connections[id]!.assignedJobs) {
             requeue(jobID, countRetry: true)
         }
     }

@@ -30,7 +30,7 @@ struct JobServerStateMachine<Clock: JobServerClock> {
 
     var connections: [ConnectionID: ConnectionState] = [:]
     var functions: OrderedDictionary<ByteBuffer, FunctionState> = [:]
-    var jobs: [JobID: Job] = [:]
+    var jobs = JobTable()
     var jobsByHandle: [ByteBuffer: JobID] = [:]
     var jobsByKey: [CoalescingKey: JobID] = [:]
     /// WORK_STATUS progress of running jobs that reported any; the others are at 0 of 0.
@@ -98,10 +98,10 @@ struct JobServerStateMachine<Clock: JobServerClock> {
             functions[ability.function]?.sleepers.remove(id)
         }
         // A lost worker's jobs go back to the queue; a retry is counted for each.
-        for jobID in connection.assignedJobs.sorted() {
+        for jobID in byAge(connection.assignedJobs) {
             requeue(jobID, countRetry: true)
         }
-        for jobID in connection.listeningJobs.sorted() {
+        for jobID in byAge(connection.listeningJobs) {
             detachListener(id, from: jobID)
         }
         if let tenant = connection.tenant {
@@ -343,19 +343,27 @@ struct JobServerStateMachine<Clock: JobServerClock> {
     /// and holds no slice of a read buffer.
     mutating func createJob(_ submission: Submission, function: ByteBuffer, key: CoalescingKey?) -> JobID {
         nextJobID += 1
-        let id = JobID(rawValue: nextJobID)
+        let id = jobs.reserveID()
         let packsPayload = submission.payload.readableBytes <= Self.packedPayloadLimit
         var bytes = ByteBuffer()
         bytes.reserveCapacity(
             JobHandleGenerator.maxHandleLength + submission.unique.readableBytes
                 + (packsPayload ? submission.payload.readableBytes : 0))
+        // Everything is written before the first slice is taken: a write into a buffer that a
+        // slice shares would copy it.
         handles.write(into: &bytes)
-        let handle = bytes.getSlice(at: 0, length: bytes.writerIndex)!
-        let unique = Self.append(submission.unique, to: &bytes)
-        let payload = packsPayload ? Self.append(submission.payload, to: &bytes) : Self.compact(submission.payload)
+        let handleLength = bytes.writerIndex
+        bytes.writeImmutableBuffer(submission.unique)
+        if packsPayload { bytes.writeImmutableBuffer(submission.payload) }
+        let handle = bytes.getSlice(at: 0, length: handleLength)!
+        let unique = bytes.getSlice(at: handleLength, length: submission.unique.readableBytes)!
+        let payload =
+            packsPayload
+            ? bytes.getSlice(at: handleLength + unique.readableBytes, length: submission.payload.readableBytes)!
+            : Self.compact(submission.payload)
         let coalescing: Coalescing = key.map { $0.byPayload ? .byPayload : .byUnique } ?? .none
         let job = Job(
-            id: id, handle: handle, function: function, unique: unique, coalescing: coalescing,
+            id: id, sequence: nextJobID, handle: handle, function: function, unique: unique, coalescing: coalescing,
             payload: payload, priority: submission.priority,
             reducer: submission.reducer.map(Self.compact), epoch: submission.epoch,
             isBackground: submission.background, state: .queued, retries: 0, listeners: [])
@@ -366,11 +374,9 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         return id
     }
 
-    /// Appends `field` to `bytes` and returns the slice of `bytes` that holds it.
-    private static func append(_ field: ByteBuffer, to bytes: inout ByteBuffer) -> ByteBuffer {
-        let start = bytes.writerIndex
-        bytes.writeImmutableBuffer(field)
-        return bytes.getSlice(at: start, length: field.readableBytes)!
+    /// `ids` of live jobs, oldest first (ended jobs are left out).
+    func byAge(_ ids: Set<JobID>) -> [JobID] {
+        ids.compactMap { jobs[$0] }.sorted { $0.sequence < $1.sequence }.map(\.id)
     }
 
     /// Makes a job runnable now or when its epoch time comes.

@@ -128,7 +128,9 @@ import Testing
         var queued: [ByteBuffer: [Int]] = [:]
         var scheduled: [ByteBuffer: Int] = [:]
         var running: [ByteBuffer: Int] = [:]
-        for (id, job) in m.jobs {
+        for job in m.jobs.values {
+            let id = job.id
+            #expect(m.jobs[id]?.handle == job.handle, "step \(step): a job not found under its own ID")
             #expect(m.jobsByHandle[job.handle] == id, "step \(step)")
             if let key = job.coalescingKey { #expect(m.jobsByKey[key] == id, "step \(step): key lost") }
             #expect(m.functions[job.function] != nil, "step \(step): job of a dropped function")
@@ -157,8 +159,8 @@ import Testing
             }
             // Every queued job has a queue entry.
             let entries = Set(state.queues.flatMap { $0 })
-            for (id, job) in m.jobs where job.function == name && job.state == .queued {
-                #expect(entries.contains(id), "step \(step): queued job missing from its queue")
+            for job in m.jobs.values where job.function == name && job.state == .queued {
+                #expect(entries.contains(job.id), "step \(step): queued job missing from its queue")
             }
         }
         for (id, connection) in m.connections {
