@@ -77,6 +77,13 @@ final class GearmanConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // A channel closed before it ever became active (a connect that failed or was given up at
+        // its deadline) sees no channelInactive; `ready` must still be completed, not leaked.
+        ready?.fail(
+            closeReason ?? GearmanError(.connectionClosed, "the connection closed before it was ready", server: server))
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         context.fireChannelActive()
         if !expectsTLS { authenticate(context: context) }

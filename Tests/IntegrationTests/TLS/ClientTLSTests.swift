@@ -101,6 +101,20 @@ struct ClientTLSTests {
         }
     }
 
+    @Test("with no server listening, a TLS client's request fails with connectionFailed")
+    func noServerListening() async throws {
+        let pki = try TestPKI.shared()
+        let ports = TLSTestPorts(plaintext: try freeLoopbackPort(), tls: try freeLoopbackPort())
+        let client = GearmanClient(
+            configuration: .init(connection: Self.options(ports, pki: pki, certificate: "bob")),
+            logger: libraryLogger("tls.client"))
+        defer { client.shutdown() }
+        let error = await #expect(throws: GearmanError.self) {
+            _ = try await client.echo(ByteBuffer(string: "hi"), timeout: .seconds(5))
+        }
+        #expect(error?.code == .connectionFailed || error?.code == .noServerAvailable, "\(String(describing: error))")
+    }
+
     @Test("a plaintext client on the TLS port gets no service, and the TLS port still serves TLS clients")
     func plaintextClientOnTLSPort() async throws {
         let pki = try TestPKI.shared()
