@@ -100,9 +100,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "GearlockCLI",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "gearlock",
             dependencies: [
+                "GearlockCLI",
                 "Gearman",
                 "GearmanTLS",
                 "GearmanServer",
@@ -167,6 +177,15 @@ let package = Package(
         .target(
             name: "GearlockTestSupport",
             path: "Tests/GearlockTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GearlockCLITests",
+            dependencies: [
+                "GearlockCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "GearmanACLTests", dependencies: ["GearmanACL"], swiftSettings: swiftSettings),
