@@ -101,10 +101,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "GearlockCLI",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "gearlock",
             dependencies: [
                 "GearlockSpawn",
+                "GearlockCLI",
                 "Gearman",
                 "GearmanTLS",
                 "GearmanServer",
@@ -169,6 +179,15 @@ let package = Package(
         .target(
             name: "GearlockTestSupport",
             path: "Tests/GearlockTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GearlockCLITests",
+            dependencies: [
+                "GearlockCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "GearmanACLTests", dependencies: ["GearmanACL"], swiftSettings: swiftSettings),

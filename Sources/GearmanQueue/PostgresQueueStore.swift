@@ -117,6 +117,12 @@ public final class PostgresQueueStore: QueueStore {
             logger: logger, lockWait: defaultLockWait, commitTimeout: defaultCommitTimeout)
     }
 
+    /// Reads `url` without connecting: its location without the password, or the error `open` would
+    /// give for its form (which never repeats the URL).
+    public static func checkedLocation(url: String) throws(QueueStoreError) -> String {
+        try PostgresQueueLocation(url: url).description
+    }
+
     /// `open` with the waits tests shorten.
     static func open(
         url: String, serverName: String, defaultPassword: String? = nil,

@@ -1,3 +1,5 @@
+import GearlockCLI
+
 /// What one `gearlock bench` run measured, printed as a table or as one JSON line.
 struct BenchReport {
     /// A JSON value of the flat report object.
@@ -26,19 +28,17 @@ struct BenchReport {
 
     /// One line of JSON, no spaces, ending in a newline.
     func json() -> String {
-        var text = "{"
-        for (index, field) in fields.enumerated() {
-            if index > 0 { text += "," }
-            text += Self.quoted(field.key) + ":"
-            switch field.value {
-            case .string(let string): text += Self.quoted(string)
-            case .int(let int): text += String(int)
-            case .double(let double, let digits): text += double.isFinite ? Self.fixed(double, digits) : "null"
-            case .bool(let bool): text += bool ? "true" : "false"
-            case .null: text += "null"
+        var line = JSONLine()
+        for (key, value) in fields {
+            switch value {
+            case .string(let string): line.field(key, string)
+            case .int(let int): line.field(key, literal: String(int))
+            case .double(let double, let digits): line.field(key, literal: double.isFinite ? Self.fixed(double, digits) : "null")
+            case .bool(let bool): line.field(key, bool)
+            case .null: line.field(key, literal: "null")
             }
         }
-        return text + "}\n"
+        return line.line
     }
 
     func table() -> String {
@@ -47,28 +47,6 @@ struct BenchReport {
             table.append([label, value])
         }
         return heading.map { $0 + "\n" }.joined() + "\n" + table.render()
-    }
-
-    /// A JSON string literal.
-    static func quoted(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    result.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return result + "\""
     }
 
     // MARK: Number formatting (no Foundation)

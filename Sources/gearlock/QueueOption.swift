@@ -1,4 +1,5 @@
 import ArgumentParser
+import GearlockCLI
 
 /// Where `gearlock serve` keeps background jobs: `memory`, `sqlite:PATH` or a PostgreSQL URL.
 enum QueueOption: ExpressibleByArgument, CustomStringConvertible, Equatable {
@@ -34,4 +35,13 @@ enum QueueOption: ExpressibleByArgument, CustomStringConvertible, Equatable {
     }
 
     var defaultValueDescription: String { description }
+
+    /// In a configuration file, `sqlite:PATH` with a relative PATH is relative to the file's
+    /// directory, as every other path there. A value that does not parse is left for the parser.
+    static func resolvingRelativePath(_ argument: String, against directory: String) -> String {
+        switch QueueOption(argument: argument) {
+        case .none, .memory, .postgres: argument
+        case .sqlite(let path): QueueOption.sqlite(path: ConfigurationFile.resolve(path, against: directory)).description
+        }
+    }
 }

@@ -1,5 +1,6 @@
 public import ArgumentParser
 import Foundation
+import GearlockCLI
 import GearmanACL
 import GearmanQueue
 import GearmanServer
@@ -17,8 +18,21 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             SIGTERM or SIGINT stop the server gracefully: it stops accepting connections, lets running \
             jobs finish (up to --shutdown-timeout), closes every connection and exits 0.
+
+            Every option can also come from a YAML file given with --config; see README.md, \
+            "Configuration file".
             """
     )
+
+    @Option(
+        help: ArgumentHelp(
+            "YAML file of options (keys: the long option names); options on the command line override it.",
+            valueName: "file"),
+        completion: .file(extensions: ["yaml", "yml"]))
+    var config: String?
+
+    @Flag(help: "Check the configuration (options, --config file, ACL, TLS files) and exit without serving.")
+    var checkConfig = false
 
     @Option(
         name: .customLong("listen"),
@@ -31,19 +45,19 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("tls-listen"), help: "Address to accept TLS connections on, HOST:PORT (repeatable).")
     var tlsListen: [ListenAddress] = []
 
-    @Option(help: "PEM file with the server's certificate chain (for --tls-listen).")
+    @Option(help: "PEM file with the server's certificate chain (for --tls-listen).", completion: .file())
     var tlsCert: String?
 
-    @Option(help: "PEM file with the server's private key (for --tls-listen).")
+    @Option(help: "PEM file with the server's private key (for --tls-listen).", completion: .file())
     var tlsKey: String?
 
-    @Option(help: "PEM bundle of the CAs that issue client certificates.")
+    @Option(help: "PEM bundle of the CAs that issue client certificates.", completion: .file())
     var tlsCA: String?
 
     @Option(help: "Ask clients for a certificate: none, optional or require (default: require with --tls-ca, else none).")
     var tlsClientAuth: TLSConfiguration.ClientAuthentication?
 
-    @Option(help: "PEM file of certificate revocation lists checked for client certificates.")
+    @Option(help: "PEM file of certificate revocation lists checked for client certificates.", completion: .file())
     var tlsCRL: String?
 
     @Option(help: "Where a client certificate's identity comes from: cn (its single common name) or san.")
@@ -53,7 +67,8 @@ struct ServeCommand: AsyncParsableCommand {
         help: ArgumentHelp(
             "ACL file (YAML) deciding who may register, submit and administer what; reloaded on SIGHUP.",
             discussion: "Without it every connection may do everything, as with gearmand. See SECURITY.md.",
-            valueName: "file"))
+            valueName: "file"),
+        completion: .file())
     var acl: String?
 
     @Option(help: "With --acl: largest packet, in bytes, accepted before a connection authenticates.")
@@ -115,6 +130,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(help: "Log format: text (readable) or json (one object per line); audit events are marked in both.")
+    var logFormat: LogFormat = .text
+
     func validate() throws {
         guard jobRetries >= 0 else { throw ValidationError("--job-retries must be 0 (unlimited) or more") }
         guard workerWakeup >= 0 else { throw ValidationError("--worker-wakeup must be 0 (all) or more") }
@@ -165,25 +183,15 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var logger = Logger(label: "gearlock")
+        if checkConfig {
+            print(try checkConfiguration())
+            return
+        }
+        let logFormat = logFormat
+        var logger = Logger(label: "gearlock", factory: { logFormat.makeHandler(label: $0) })
         logger.logLevel = logLevel
         var configuration = JobServer.Configuration()
-        if !listen.isEmpty || !tlsListen.isEmpty {
-            configuration.listeners = listen.map(\.listener)
-        }
-        if let tlsCert, let tlsKey {
-            var tls = TLSConfiguration.makeServerConfiguration(
-                certificateChainPath: tlsCert, privateKeyPath: tlsKey,
-                clientAuthentication: tlsClientAuth ?? (tlsCA == nil ? .none : .require), trustRootsPath: tlsCA,
-                crlPath: tlsCRL)
-            tls.handshakeTimeout = .milliseconds(Int64(tlsHandshakeTimeout * 1000))
-            tls.minimumVersion = tlsMinVersion.version
-            for address in tlsListen {
-                var listener = address.listener
-                listener.tls = tls
-                configuration.listeners.append(listener)
-            }
-        }
+        configuration.listeners = listeners(replacing: configuration.listeners)
         configuration.jobRetries = jobRetries
         configuration.workerWakeup = workerWakeup
         configuration.exceptions = exceptions
@@ -241,6 +249,30 @@ struct ServeCommand: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
+    }
+
+    /// The listeners the options ask for: `defaults` when they name none.
+    func listeners(replacing defaults: [JobServer.Configuration.Listener]) -> [JobServer.Configuration.Listener] {
+        guard !listen.isEmpty || !tlsListen.isEmpty else { return defaults }
+        let tls = tlsConfiguration()
+        return listen.map(\.listener)
+            + tlsListen.map { address in
+                var listener = address.listener
+                listener.tls = tls
+                return listener
+            }
+    }
+
+    /// The TLS listeners' configuration, when the server has a certificate.
+    func tlsConfiguration() -> TLSConfiguration? {
+        guard let tlsCert, let tlsKey else { return nil }
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChainPath: tlsCert, privateKeyPath: tlsKey,
+            clientAuthentication: tlsClientAuth ?? (tlsCA == nil ? .none : .require), trustRootsPath: tlsCA,
+            crlPath: tlsCRL)
+        tls.handshakeTimeout = .milliseconds(Int64(tlsHandshakeTimeout * 1000))
+        tls.minimumVersion = tlsMinVersion.version
+        return tls
     }
 }
 

@@ -22,14 +22,23 @@ func withGearlockBinary<T: Sendable>(
     _ extraArguments: [String] = [], sourceLocation: SourceLocation = #_sourceLocation,
     _ body: (_ port: Int, _ process: ChildProcess) async throws -> T
 ) async throws -> T {
+    try await withGearlockServe(
+        { port in
+            ["--listen", "127.0.0.1:\(port)", "--log-level", "error"]
+                + (extraArguments.contains("--queue") ? [] : ["--queue", "memory"]) + extraArguments
+        }, sourceLocation: sourceLocation, body)
+}
+
+/// Runs `gearlock serve <arguments(port)>`, whose arguments must make it listen on the free loopback
+/// `port` they are given (on the command line or in a `--config` file), and always stops it afterwards.
+func withGearlockServe<T: Sendable>(
+    _ arguments: (_ port: Int) throws -> [String], sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: (_ port: Int, _ process: ChildProcess) async throws -> T
+) async throws -> T {
     var lastFailure = ""
     for _ in 0..<3 {
         let port = try freeLoopbackPort()
-        let process = try ChildProcess(
-            GearlockBinary.path,
-            ["serve", "--listen", "127.0.0.1:\(port)", "--log-level", "error"]
-                + (extraArguments.contains("--queue") ? [] : ["--queue", "memory"]) + extraArguments,
-            sourceLocation: sourceLocation)
+        let process = try ChildProcess(GearlockBinary.path, ["serve"] + arguments(port), sourceLocation: sourceLocation)
         do {
             try await waitUntilAnswering(port: port, pid: process.pid, stillRunning: { process.isRunning })
         } catch {
