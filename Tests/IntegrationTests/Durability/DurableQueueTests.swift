@@ -99,6 +99,35 @@ struct DurableQueueTests {
         _ = await second.terminate()
     }
 
+    @Test("A background job still running when a graceful stop gives up on it runs again after the restart")
+    func runningJobRunsAgainAfterRestart() async throws {
+        let (directory, path) = try Self.temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let queue = ["--queue", "sqlite:\(path)", "--shutdown-timeout", "1"]
+        let handle: String
+        do {
+            let (port, process) = try await Self.startServer(queue)
+            let client = try await RawClient.connect(host: "127.0.0.1", port: port, label: "client")
+            handle = try await client.submit("running.f", payload: "keep-me", type: .submitJobBackground)
+            _ = try await client.submit("running.f", payload: "queued", type: .submitJobBackground)
+            let worker = try await RawClient.connect(host: "127.0.0.1", port: port, label: "worker")
+            try await worker.canDo("running.f")
+            let assigned = try await worker.grab()
+            #expect(assigned.type == PacketType.jobAssign.rawValue && field(assigned, 0) == handle, "\(assigned)")
+            // The worker never finishes: the stop waits --shutdown-timeout, then closes everything.
+            process.signal(SIGTERM)
+            let stopped = await process.wait(timeout: .seconds(15))
+            #expect(stopped.exitCode == 0, "\(stopped)")
+            await worker.close()
+            await client.close()
+        }
+        let (port, process) = try await Self.startServer(queue)
+        defer { Task { _ = await process.terminate() } }
+        let drained = try await Self.drain(port: port, function: "running.f", count: 2)
+        #expect(drained.map(\.1) == ["keep-me", "queued"], "the interrupted job first, as it was first queued")
+        #expect(drained.first?.0 == handle, "with its handle")
+    }
+
     @Test("kill -9 mid-stream loses no acknowledged background job")
     func crashLosesNothingAcknowledged() async throws {
         let (directory, path) = try Self.temporaryDatabase()
