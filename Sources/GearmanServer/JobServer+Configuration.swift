@@ -39,6 +39,14 @@ extension JobServer {
         public var maxPacketSize: UInt32 = .max
         /// How long a graceful stop waits for running jobs to finish. Default: 30 seconds.
         public var shutdownTimeout: TimeAmount = .seconds(30)
+        /// Open connections accepted in all (all listeners); one more gets ERROR QUOTA_EXCEEDED and
+        /// is closed. Default nil: no limit but the process's file-descriptor limit.
+        public var maxConnections: Int?
+        /// Open connections accepted from one IP address. Default nil: no limit.
+        public var maxConnectionsPerAddress: Int?
+        /// Bytes of payload (and unique and reducer) live jobs may hold in all; a submission that
+        /// would go over gets ERROR QUEUE_ERROR and nothing is queued. Default nil: no limit.
+        public var maxQueueBytes: UInt64?
         /// The ACL and authentication settings. Default nil: no ACL, every connection may do
         /// everything (as gearmand).
         public var accessControl: AccessControl?

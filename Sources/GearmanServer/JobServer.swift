@@ -52,6 +52,10 @@ public final class JobServer: Service, Sendable {
         machineConfiguration.processID = getpid()
         machineConfiguration.version = Self.version
         machineConfiguration.verboseLevel = logger.logLevel.gearmanName
+        machineConfiguration.limits = ServerLimits(
+            maxConnections: configuration.maxConnections,
+            maxConnectionsPerAddress: configuration.maxConnectionsPerAddress,
+            maxQueueBytes: configuration.maxQueueBytes)
         self.core = JobServerCore(
             eventLoop: eventLoop, configuration: machineConfiguration, access: configuration.accessControl,
             shutdownTimeout: configuration.shutdownTimeout, store: queueStore, logger: logger)

@@ -95,6 +95,7 @@ extension JobServerStateMachine {
                 payload: stored.payload, priority: stored.priority, reducer: stored.reducer, epoch: stored.epoch,
                 isBackground: true, state: .queued, retries: stored.retries, listeners: [])
             jobs[id] = job
+            queuedBytes += Self.heldBytes(payload: job.payload, unique: job.unique, reducer: job.reducer)
             jobsByHandle[stored.handle] = id
             if let key = job.coalescingKey { jobsByKey[key] = id }
             if let tenant = functions[function]!.tenant { tenantJobCounts[tenant, default: 0] += 1 }

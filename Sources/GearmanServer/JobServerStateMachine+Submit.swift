@@ -28,6 +28,8 @@ extension JobServerStateMachine {
             send(.error(code: ErrorCode.queueError, text: "Job queue is full"), to: id)
             return
         }
+        let bytes = Self.heldBytes(payload: submission.payload, unique: submission.unique, reducer: submission.reducer)
+        guard queueHasRoom(for: bytes, function: function, packet: packet, from: id) else { return }
 
         let jobID = createJob(submission, function: function, key: key)
         let job = jobs[jobID]!

@@ -22,6 +22,7 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         var processID: Int32 = 0
         var version = "0.1.0"
         var verboseLevel = "ERROR"
+        var limits = ServerLimits()
     }
 
     let configuration: Configuration
@@ -35,6 +36,10 @@ struct JobServerStateMachine<Clock: JobServerClock> {
     var jobsByKey: [CoalescingKey: JobID] = [:]
     /// WORK_STATUS progress of running jobs that reported any; the others are at 0 of 0.
     var progress: [JobID: JobProgress] = [:]
+    /// Open connections per peer address, for `limits.maxConnectionsPerAddress`.
+    var connectionsPerAddress: [String: Int] = [:]
+    /// Bytes held by live jobs, for `limits.maxQueueBytes`.
+    var queuedBytes: UInt64 = 0
     var handles: JobHandleGenerator
     var nextJobID: UInt64 = 0
     var nextAssignment: UInt64 = 0
@@ -87,6 +92,8 @@ struct JobServerStateMachine<Clock: JobServerClock> {
     mutating func connectionOpened(_ id: ConnectionID, peerAddress: String) {
         precondition(connections[id] == nil, "connection \(id) opened twice")
         connections[id] = ConnectionState(id: id, peerAddress: peerAddress)
+        connectionsPerAddress[peerAddress, default: 0] += 1
+        guard admitConnection(id) else { return }
         accessConnectionOpened(id)
     }
 
@@ -108,6 +115,11 @@ struct JobServerStateMachine<Clock: JobServerClock> {
             tenantConnectionCounts[tenant, default: 1] -= 1
         }
         if !connection.held.isEmpty { connectionsHoldingReplies -= 1 }
+        if connectionsPerAddress[connection.peerAddress, default: 1] <= 1 {
+            connectionsPerAddress[connection.peerAddress] = nil
+        } else {
+            connectionsPerAddress[connection.peerAddress]! -= 1
+        }
         connections[id] = nil
     }
 
@@ -368,6 +380,7 @@ struct JobServerStateMachine<Clock: JobServerClock> {
             reducer: submission.reducer.map(Self.compact), epoch: submission.epoch,
             isBackground: submission.background, state: .queued, retries: 0, listeners: [])
         jobs[id] = job
+        queuedBytes += Self.heldBytes(payload: payload, unique: unique, reducer: job.reducer)
         jobsByHandle[handle] = id
         if let key = job.coalescingKey { jobsByKey[key] = id }
         if let tenant = functions[function]!.tenant { tenantJobCounts[tenant, default: 0] += 1 }
@@ -396,6 +409,7 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         guard let job = jobs.removeValue(forKey: jobID) else { return }
         jobsByHandle[job.handle] = nil
         progress[jobID] = nil
+        queuedBytes -= Self.heldBytes(payload: job.payload, unique: job.unique, reducer: job.reducer)
         if let tenant = functions[job.function]!.tenant { tenantJobCounts[tenant, default: 1] -= 1 }
         if let key = job.coalescingKey, jobsByKey[key] == jobID { jobsByKey[key] = nil }
         switch job.state {

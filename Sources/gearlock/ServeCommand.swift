@@ -124,6 +124,18 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Largest packet payload accepted, in bytes (default: 4294967295, the protocol's limit).")
     var maxPacketSize: UInt32 = .max
 
+    @Option(help: "Connections accepted in all; one more gets ERROR QUOTA_EXCEEDED and is closed (default: no limit).")
+    var maxConnections: Int?
+
+    @Option(help: "Connections accepted from one IP address (default: no limit).")
+    var maxConnectionsPerAddress: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Bytes of payload that live jobs may hold in all; a submission over it gets ERROR QUEUE_ERROR (default: no limit).",
+            valueName: "bytes"))
+    var maxQueueBytes: UInt64?
+
     @Option(help: "Seconds a graceful stop waits for running jobs.")
     var shutdownTimeout: Int = 30
 
@@ -136,6 +148,11 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         guard jobRetries >= 0 else { throw ValidationError("--job-retries must be 0 (unlimited) or more") }
         guard workerWakeup >= 0 else { throw ValidationError("--worker-wakeup must be 0 (all) or more") }
+        if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
+        if let maxConnectionsPerAddress, maxConnectionsPerAddress < 1 {
+            throw ValidationError("--max-connections-per-address must be at least 1")
+        }
+        if let maxQueueBytes, maxQueueBytes < 1 { throw ValidationError("--max-queue-bytes must be at least 1") }
         guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must not be negative") }
         if let prefix = jobHandlePrefix {
             let limit = JobServer.Configuration.maxJobHandlePrefixLength
@@ -198,6 +215,9 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.jobHandlePrefix = jobHandlePrefix
         configuration.maxPacketSize = maxPacketSize
         configuration.shutdownTimeout = .seconds(Int64(shutdownTimeout))
+        configuration.maxConnections = maxConnections
+        configuration.maxConnectionsPerAddress = maxConnectionsPerAddress
+        configuration.maxQueueBytes = maxQueueBytes
         if let acl {
             let policy: AccessPolicy
             do {

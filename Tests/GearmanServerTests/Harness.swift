@@ -145,12 +145,18 @@ final class Harness {
     // MARK: Events
 
     func connect(peer: String = "127.0.0.1") -> ConnectionID {
+        let (id, outbox) = open(peer: peer)
+        // With an ACL whose anonymous connections have rights, the packet cap is lifted at once.
+        #expect(outbox.effects.allSatisfy { $0 == .liftPacketLimit(id) })
+        return id
+    }
+
+    /// A new connection and what its arrival caused.
+    func open(peer: String = "127.0.0.1") -> (ConnectionID, Outbox) {
         lastConnection += 1
         let id = ConnectionID(lastConnection)
         machine.connectionOpened(id, peerAddress: peer)
-        // With an ACL whose anonymous connections have rights, the packet cap is lifted at once.
-        #expect(collect().effects.allSatisfy { $0 == .liftPacketLimit(id) })
-        return id
+        return (id, collect())
     }
 
     /// A TLS handshake completed with `identity`.
