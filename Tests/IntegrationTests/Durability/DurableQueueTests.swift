@@ -214,6 +214,46 @@ struct DurableQueueTests {
         #expect(second.stderrString.contains("another gearlock server is using"), "\(second)")
     }
 
+    @Test("Removals share commits while workers drain, and a stop commits the ones still waiting")
+    func removalsAreBatchedAndFlushedOnStop() async throws {
+        let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { eventLoopGroup.shutdownGracefully { _ in } }
+        let store = RecordingQueueStore()
+        let server = JobServer(
+            configuration: gearlockConfiguration(ServerOptions()), queueStore: store,
+            eventLoopGroup: eventLoopGroup, logger: Logger(label: "recording-store") { _ in SwiftLogNoOpLogHandler() })
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let port = try #require(try await server.listeningAddresses().first?.port)
+            let client = try await RawClient.connect(host: "127.0.0.1", port: port, label: "client")
+            for index in 0..<50 {
+                _ = try await client.submit("batch.f", payload: "job-\(index)", type: .submitJobBackground)
+            }
+            let drained = try await Self.drain(port: port, function: "batch.f", count: 50)
+            #expect(drained.count == 50)
+            // Removal-only commits wait for more (up to 20 ms): 50 removals take far fewer than 50 commits.
+            try await Task.sleep(for: .milliseconds(300))
+            let batches = store.batches
+            let removals = batches.flatMap(\.removedHandles)
+            #expect(Set(removals.map { String(buffer: $0) }) == Set(drained.map(\.0)), "every finished job removed")
+            #expect(batches.filter { $0.added.isEmpty }.count < 25, "\(batches.map(\.removedHandles.count))")
+
+            // A removal still waiting when the server stops is committed before it stops.
+            let handle = try await client.submit("batch.f", payload: "last", type: .submitJobBackground)
+            let worker = try await RawClient.connect(host: "127.0.0.1", port: port, label: "worker")
+            try await worker.canDo("batch.f")
+            _ = try await worker.grab()
+            try await worker.send(.request(.workComplete, handle, "done"))
+            _ = try await worker.adminCommand("version")  // the completion was processed
+            // Usually within the 20 ms its removal waits (on a slow machine it may already be committed).
+            group.cancelAll()  // the server stops at once
+            _ = try? await group.next()
+            #expect(store.batches.flatMap(\.removedHandles).map { String(buffer: $0) }.contains(handle))
+            await worker.close()
+            await client.close()
+        }
+    }
+
     @Test("A failed commit answers QUEUE_ERROR and queues nothing")
     func failedCommitIsRefused() async throws {
         let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -234,6 +274,21 @@ struct DurableQueueTests {
             group.cancelAll()
         }
     }
+}
+
+/// A store that keeps every batch it was asked to commit, and commits at once.
+final class RecordingQueueStore: QueueStore, @unchecked Sendable {
+    private let lock = NSLock()
+    private var recorded: [QueueBatch] = []
+
+    var batches: [QueueBatch] { lock.withLock { recorded } }
+
+    func commit(_ batch: QueueBatch, completion: @escaping @Sendable (Result<Void, QueueStoreError>) -> Void) {
+        lock.withLock { recorded.append(batch) }
+        completion(.success(()))
+    }
+
+    func loadAll() async throws(QueueStoreError) -> [StoredJob] { [] }
 }
 
 /// A store whose every commit fails, as on a full disk.
