@@ -208,8 +208,8 @@ final class ChildProcess: Sendable {
         return state.withLock { state in
             let (status, signalled): (Int32, Bool) =
                 switch state.termination {
-                case .exited(let code): (code, false)
-                case .signalled(let signal): (signal, true)
+                case .exited(let code)?: (code, false)
+                case .signalled(let signal)?: (signal, true)
                 case nil: (-1, false)
                 }
             return ProcessResult(

@@ -1,3 +1,4 @@
+import GearlockSpawn
 import GearlockTestSupport
 import Foundation
 import GearmanProtocol
@@ -283,8 +284,8 @@ final class LiveProcess: Sendable {
     /// The exit status, or the signal that killed the process; nil while it runs.
     var status: Int32? {
         switch child.exitStatus {
-        case .exited(let code): code
-        case .signalled(let signal): signal
+        case .exited(let code)?: code
+        case .signalled(let signal)?: signal
         case nil: nil
         }
     }
