@@ -29,6 +29,15 @@ struct BenchCommand: AsyncParsableCommand {
             (as fast as the server acknowledges them; --warmup and --duration do not apply), job i \
             carrying payload i, and the drain checks that every job is delivered exactly once.
             echo: ECHO_REQ round trips, no workers.
+            idle: opens --connections idle connections (--sleeping-workers of them register a \
+            function and sleep, as workers with nothing to do), measures the server's CPU over \
+            --duration seconds while they are open and counts the NOOPs the sleeping workers get \
+            (there is no job: each is a needless wake-up), and runs a foreground load of \
+            --load-duration seconds before opening them and again while they are open, to compare. \
+            Every idle connection must still answer an ECHO_REQ at the end.
+            huge: one client submits one foreground job of --payload-size bytes (up to 4 GiB - 1 \
+            minus the packet's other fields) to one worker that sends it back; the result is \
+            checked byte for byte against the payload computed again, so no second copy is kept.
 
             jobs/s and the latencies count the jobs that completed within the --duration window \
             (after the warm-up). With --server-pid, the server's CPU time (utime + stime from \
@@ -42,12 +51,12 @@ struct BenchCommand: AsyncParsableCommand {
     )
 
     enum Mode: String, ExpressibleByArgument, CaseIterable {
-        case foreground, background, echo
+        case foreground, background, echo, idle, huge
     }
 
     @OptionGroup var connection: ConnectionOptionGroup
 
-    @Option(help: "What to measure: foreground, background or echo.")
+    @Option(help: "What to measure: foreground, background, echo, idle or huge.")
     var mode: Mode = .foreground
 
     @Option(help: "Worker connections (each its own GearmanWorker).")
@@ -100,12 +109,21 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "With --jobs: seconds the enqueue may take.")
     var enqueueTimeout: Double = 120
 
+    @Option(help: "Idle mode: connections to hold open (this process raises its open-file limit to fit them).")
+    var connections = 1000
+
+    @Option(help: "Idle mode: how many of the idle connections register a function and sleep (default: half).")
+    var sleepingWorkers: Int?
+
+    @Option(help: "Idle mode: seconds of foreground load before the idle connections open and again while they are open (0: none).")
+    var loadDuration: Double = 5
+
     @Flag(help: "Print one JSON line instead of the table.")
     var json = false
 
     func validate() throws {
         guard connection.servers.count <= 1 else { throw ValidationError("bench measures one server: give --server once") }
-        guard workers >= 1 || mode == .echo else { throw ValidationError("--workers must be 1 or more") }
+        guard workers >= 1 || mode == .echo || mode == .huge else { throw ValidationError("--workers must be 1 or more") }
         guard workerConcurrency >= 1 else { throw ValidationError("--worker-concurrency must be 1 or more") }
         guard clients >= 1 else { throw ValidationError("--clients must be 1 or more") }
         guard inFlight >= 1 else { throw ValidationError("--in-flight must be 1 or more") }
@@ -123,6 +141,23 @@ struct BenchCommand: AsyncParsableCommand {
         } else if uniqueKeys {
             throw ValidationError("--unique-keys needs --jobs")
         }
+        if mode == .idle {
+            guard connections >= 1 else { throw ValidationError("--connections must be 1 or more") }
+            if let sleepingWorkers, !(0...connections).contains(sleepingWorkers) {
+                throw ValidationError("--sleeping-workers must be between 0 and --connections (\(connections))")
+            }
+            guard loadDuration >= 0 else { throw ValidationError("--load-duration must not be negative") }
+        } else if sleepingWorkers != nil {
+            throw ValidationError("--sleeping-workers needs --mode idle")
+        }
+        if mode == .huge {
+            // SUBMIT_JOB carries the function and an empty unique, WORK_COMPLETE the handle (at most
+            // 63 bytes), each NUL-terminated, within the protocol's 4 GiB - 1.
+            let largest = Int(UInt32.max) - 2 - max(function?.utf8.count ?? 64, 64)
+            guard payloadSize <= largest else {
+                throw ValidationError("--payload-size: at most \(largest) bytes fit in one Gearman packet")
+            }
+        }
         if let serverPid, ProcessStats.sample(pid: serverPid) == nil {
             throw ValidationError("--server-pid \(serverPid): no such process in /proc")
         }
@@ -131,7 +166,7 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 
-    private static func nanoseconds(_ seconds: Double) -> UInt64 { UInt64((seconds * 1e9).rounded()) }
+    static func nanoseconds(_ seconds: Double) -> UInt64 { UInt64((seconds * 1e9).rounded()) }
 
     func run() async throws {
         let options = try connection.connectionOptions()
@@ -139,9 +174,10 @@ struct BenchCommand: AsyncParsableCommand {
         let function = self.function ?? "gearlock-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         // --jobs: job i carries payload i. Otherwise two payloads per in-flight slot.
         let counted = mode == .background ? jobs : nil
-        let payloads = BenchPayloads(
-            size: payloadSize, count: counted ?? clients * inFlight * 2, seed: UInt64.random(in: 0...UInt64.max))
         let jobTimeout = Duration.nanoseconds(Int64(Self.nanoseconds(self.jobTimeout)))
+        // Huge mode: one worker, one client, one job.
+        let (workers, clients, inFlight) = mode == .huge ? (1, 1, 1) : (self.workers, self.clients, self.inFlight)
+        let seconds: (Double) -> String = { BenchReport.fixed($0, $0.rounded() == $0 ? 0 : 1) }
 
         var report = BenchReport()
         report.heading = [
@@ -150,9 +186,14 @@ struct BenchCommand: AsyncParsableCommand {
             (mode == .echo ? "" : "\(workers) workers (concurrency \(workerConcurrency)), ")
                 + "\(clients) clients × \(inFlight) in flight, \(payloadSize)-byte payloads, "
                 + (counted.map { "\($0) jobs" + (uniqueKeys ? " with unique keys" : "") }
-                    ?? "\(BenchReport.fixed(duration, duration.rounded() == duration ? 0 : 1)) s measured after "
-                    + "\(BenchReport.fixed(warmup, warmup.rounded() == warmup ? 0 : 1)) s warm-up"),
+                    ?? (mode == .huge
+                        ? "one job"
+                        : "\(seconds(mode == .idle ? loadDuration : duration)) s measured after \(seconds(warmup)) s warm-up")),
         ]
+        if mode == .idle {
+            report.heading.append(
+                "\(connections) idle connections (\(sleepingWorkers ?? connections / 2) sleeping workers), \(seconds(duration)) s idle")
+        }
         report.add("mode", .string(mode.rawValue))
         report.add("server", .string(server.description))
         report.add("tls", .bool(options.tls != nil))
@@ -166,6 +207,11 @@ struct BenchCommand: AsyncParsableCommand {
         report.add("duration_s", .double(duration, digits: 3))
         report.add("jobs_target", counted.map { .int($0) } ?? .null)
         report.add("unique_keys", .bool(counted != nil && uniqueKeys))
+        if mode == .huge {
+            return try await finish(await runHuge(report: report, options: options, function: function, jobTimeout: jobTimeout))
+        }
+        let payloads = BenchPayloads(
+            size: payloadSize, count: counted ?? clients * inFlight * 2, seed: UInt64.random(in: 0...UInt64.max))
 
         let clientList = (0..<clients).map { _ in GearmanClient(configuration: .init(connection: options)) }
         defer { for client in clientList { client.shutdown() } }
@@ -176,11 +222,18 @@ struct BenchCommand: AsyncParsableCommand {
 
         // Foreground: the workers are up and registered before the clock starts.
         var pool: BenchWorkerPool?
-        if mode == .foreground {
+        if mode == .foreground || mode == .idle {
             pool = BenchWorkerPool(
                 count: workers, concurrency: workerConcurrency, options: options, function: function,
                 handler: { job in job.payload })
-            await waitForWorkers(options: options, function: function)
+            await waitForWorkers(workers, options: options, function: function)
+        }
+        if mode == .idle {
+            let outcome = await runIdle(
+                report: report, clients: clientList, options: options, function: function, payloads: payloads,
+                jobTimeout: jobTimeout)
+            await pool?.stop()
+            return try await finish(outcome)
         }
 
         let operation: BenchOperation
@@ -192,6 +245,7 @@ struct BenchCommand: AsyncParsableCommand {
                 counted.map { .backgroundCounted(function: function, tickets: JobTickets(count: $0), uniqueKeys: uniqueKeys) }
                 ?? .background(function: function, budget: budget)
         case .echo: operation = .echo
+        case .idle, .huge: preconditionFailure("\(mode) is measured by its own function")
         }
         let begin = benchNow()
         let tally: LoadTally
@@ -208,13 +262,9 @@ struct BenchCommand: AsyncParsableCommand {
             samples.finish(serverPID: serverPid)
             measured = LoadWindow(start: begin, end: max(tally.lastCompletion, begin + 1))
         } else {
-            let window = LoadWindow(
-                start: begin + Self.nanoseconds(warmup), end: begin + Self.nanoseconds(warmup) + Self.nanoseconds(duration))
-            async let sampled = WindowSamples.take(serverPID: serverPid, window: window)
-            tally = await BenchLoad.run(
-                clients: clientList, slotsPerClient: inFlight, operation: operation, payloads: payloads, window: window,
-                jobTimeout: jobTimeout)
-            samples = await sampled
+            let window: LoadWindow
+            (tally, samples, window) = await measure(
+                operation, clients: clientList, payloads: payloads, seconds: duration, jobTimeout: jobTimeout)
             // Background mode stops early when the queue budget runs out: the rate is over the time used.
             measured = window
             if mode == .background && budget.isExhausted && tally.lastCompletion > window.start {
@@ -222,24 +272,13 @@ struct BenchCommand: AsyncParsableCommand {
             }
         }
         await pool?.stop()
-        let rate = Double(tally.jobs) / measured.seconds
         var errors = tally.errors
         var mismatches = tally.mismatches
         var firstError = tally.firstError
 
-        report.add("jobs", .int(tally.jobs))
-        report.add("jobs_per_s", .double(rate, digits: 1))
-        report.row(mode == .background ? "jobs enqueued" : "jobs", "\(tally.jobs)")
-        report.row(mode == .background ? "enqueued/s" : (mode == .echo ? "echoes/s" : "jobs/s"), BenchReport.fixed(rate, 1))
-        for (name, fraction) in [("p50", 0.5), ("p99", 0.99)] {
-            let value = tally.latencies.percentile(fraction)
-            report.add("latency_\(name)_us", value.map { .double(Double($0) / 1e3, digits: 1) } ?? .null)
-            report.row("latency \(name)", BenchReport.latency(value))
-        }
-        let maximum = tally.latencies.count > 0 ? tally.latencies.maximum : nil
-        report.add("latency_max_us", maximum.map { .double(Double($0) / 1e3, digits: 1) } ?? .null)
-        report.add("latency_mean_us", tally.latencies.mean.map { .double(Double($0) / 1e3, digits: 1) } ?? .null)
-        report.row("latency max", BenchReport.latency(maximum))
+        Self.addLoadResults(
+            to: &report, tally: tally, seconds: measured.seconds,
+            labels: mode == .background ? ("jobs enqueued", "enqueued/s") : (mode == .echo ? ("jobs", "echoes/s") : ("jobs", "jobs/s")))
         if mode == .background {
             report.add("enqueue_capped", .bool(budget.isExhausted))
             report.add("enqueue_s", .double(measured.seconds, digits: 3))
@@ -301,27 +340,73 @@ struct BenchCommand: AsyncParsableCommand {
 
         if serverPid != nil {
             let peak = samples.server.after?.peakRSSBytes
+            let before = samples.server.before?.rssBytes
+            report.add("server_rss_before_bytes", before.map { .int($0) } ?? .null)
             report.add("server_peak_rss_bytes", peak.map { .int($0) } ?? .null)
             report.add("server_peak_rss_since_start", .bool(!samples.peakReset))
             report.row(
                 "server peak RSS",
                 peak.map { BenchReport.bytes($0) + (samples.peakReset ? "" : " (since the server started)") } ?? "–")
         }
-        report.add("errors", .int(errors))
-        report.add("mismatches", .int(mismatches))
-        report.add("first_error", firstError.map { .string($0) } ?? .null)
-        report.row("errors", "\(errors)")
-        report.row("mismatches", "\(mismatches)")
+        try await finish(BenchOutcome(report: report, errors: errors, mismatches: mismatches, firstError: firstError))
+    }
+
+    /// Ends every mode: adds the error counts, prints the table or the JSON line, and exits 1
+    /// when anything failed or differed.
+    private func finish(_ outcome: BenchOutcome) async throws {
+        var report = outcome.report
+        report.add("errors", .int(outcome.errors))
+        report.add("mismatches", .int(outcome.mismatches))
+        report.add("first_error", outcome.firstError.map { .string($0) } ?? .null)
+        report.row("errors", "\(outcome.errors)")
+        report.row("mismatches", "\(outcome.mismatches)")
 
         let output = json ? report.json() : report.table()
         try await StandardStream.writeAll(output, to: STDOUT_FILENO)
-        if let firstError {
-            Self.printError("gearlock bench: \(errors) error(s); the first: \(firstError)")
+        if let firstError = outcome.firstError {
+            Self.printError("gearlock bench: \(outcome.errors) error(s); the first: \(firstError)")
         }
-        if mismatches > 0 {
-            Self.printError("gearlock bench: \(mismatches) result(s) differed from the payload sent")
+        if outcome.mismatches > 0 {
+            Self.printError("gearlock bench: \(outcome.mismatches) result(s) differed from the payload sent")
         }
-        if errors > 0 || mismatches > 0 { throw ExitCode.failure }
+        if outcome.errors > 0 || outcome.mismatches > 0 { throw ExitCode.failure }
+    }
+
+    /// Runs `operation` on every client's `--in-flight` slots for `--warmup` and then `seconds`
+    /// measured, sampling the server and this process over the measured window.
+    func measure(
+        _ operation: BenchOperation, clients: [GearmanClient], payloads: BenchPayloads, seconds: Double, jobTimeout: Duration
+    ) async -> (LoadTally, WindowSamples, LoadWindow) {
+        let begin = benchNow()
+        let window = LoadWindow(
+            start: begin + Self.nanoseconds(warmup), end: begin + Self.nanoseconds(warmup) + Self.nanoseconds(seconds))
+        async let sampled = WindowSamples.take(serverPID: serverPid, window: window)
+        let tally = await BenchLoad.run(
+            clients: clients, slotsPerClient: inFlight, operation: operation, payloads: payloads, window: window,
+            jobTimeout: jobTimeout)
+        return (tally, await sampled, window)
+    }
+
+    /// The count, rate and latencies of a load: `jobs`, `jobs_per_s`, `latency_*` (with `prefix`
+    /// before each key, e.g. `baseline_`), and their table rows (the latency rows with `rowPrefix`).
+    static func addLoadResults(
+        to report: inout BenchReport, tally: LoadTally, seconds: Double, labels: (count: String, rate: String),
+        prefix: String = "", rowPrefix: String = ""
+    ) {
+        let rate = Double(tally.jobs) / seconds
+        report.add("\(prefix)jobs", .int(tally.jobs))
+        report.add("\(prefix)jobs_per_s", .double(rate, digits: 1))
+        report.row(labels.count, "\(tally.jobs)")
+        report.row(labels.rate, BenchReport.fixed(rate, 1))
+        for (name, fraction) in [("p50", 0.5), ("p99", 0.99)] {
+            let value = tally.latencies.percentile(fraction)
+            report.add("\(prefix)latency_\(name)_us", value.map { .double(Double($0) / 1e3, digits: 1) } ?? .null)
+            report.row("\(rowPrefix)latency \(name)", BenchReport.latency(value))
+        }
+        let maximum = tally.latencies.count > 0 ? tally.latencies.maximum : nil
+        report.add("\(prefix)latency_max_us", maximum.map { .double(Double($0) / 1e3, digits: 1) } ?? .null)
+        report.add("\(prefix)latency_mean_us", tally.latencies.mean.map { .double(Double($0) / 1e3, digits: 1) } ?? .null)
+        report.row("\(rowPrefix)latency max", BenchReport.latency(maximum))
     }
 
     /// Background mode's second half: start the workers on the full queue and time the drain.
@@ -372,7 +457,7 @@ struct BenchCommand: AsyncParsableCommand {
         return left
     }
 
-    private func waitForWorkers(options: GearmanConnectionOptions, function: String) async {
+    func waitForWorkers(_ workers: Int, options: GearmanConnectionOptions, function: String) async {
         let admin = GearmanAdminClient(server: options.servers[0], options: options)
         defer { admin.close() }
         if await !admin.waitForWorkers(workers, function: function, timeout: .seconds(10)) {
@@ -381,7 +466,7 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     /// Opens every client's connection (with an ECHO_REQ); the first failure, or nil.
-    private static func connect(_ clients: [GearmanClient], timeout: Duration) async -> String? {
+    static func connect(_ clients: [GearmanClient], timeout: Duration) async -> String? {
         await withTaskGroup(of: String?.self) { group in
             for client in clients {
                 group.addTask {
@@ -401,7 +486,7 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 
-    private static func addProcessStats(
+    static func addProcessStats(
         to report: inout BenchReport, prefix: String, samples: WindowSamples, seconds: Double, jobs: Int, serverPID: Int32?
     ) {
         let key = prefix.isEmpty ? "" : String(prefix.dropLast()) + "_"
@@ -427,7 +512,7 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 
-    private static func printError(_ text: String) {
+    static func printError(_ text: String) {
         var bytes = Array((text + "\n").utf8)[...]
         while !bytes.isEmpty {
             let written = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }

@@ -32,8 +32,12 @@ struct BenchPayloads: Sendable {
         let count = size >= 8 ? requested : 1
         let words = (size + 7) / 8 + count - 1
         var storage = ByteBufferAllocator().buffer(capacity: words * 8)
-        for word in 0..<words {
-            storage.writeInteger((UInt64(word) ^ seed) &* Self.multiplier, endianness: .little)
+        // Straight into the buffer's memory: a 1 GiB payload (huge mode) is 2^27 words.
+        storage.writeWithUnsafeMutableBytes(minimumWritableBytes: words * 8) { bytes in
+            for word in 0..<words {
+                bytes.storeBytes(of: Self.word(word, seed: seed).littleEndian, toByteOffset: word * 8, as: UInt64.self)
+            }
+            return words * 8
         }
         payloads = (0..<count).map { storage.getSlice(at: $0 * 8, length: size)! }
     }
@@ -59,6 +63,47 @@ struct BenchPayloads: Sendable {
         let index = (first &* Self.inverseMultiplier) ^ seed
         guard index < UInt64(payloads.count), received == payloads[Int(index)] else { return nil }
         return Int(index)
+    }
+
+    /// Word `index` of the buffer the payloads are cut from.
+    @inline(__always)
+    private static func word(_ index: Int, seed: UInt64) -> UInt64 {
+        (UInt64(index) ^ seed) &* multiplier
+    }
+
+    /// The offset of the first byte where `received` differs from payload 0 of
+    /// `BenchPayloads(size: size, count: 1, seed: seed)`, or nil when it is that payload byte for
+    /// byte. The expected bytes are computed again word by word, so a payload too large to keep
+    /// twice (`gearlock bench --mode huge`) is checked without a second copy. A `received` of
+    /// another length differs at the end of the shorter one.
+    static func firstDifference(in received: ByteBuffer, size: Int, seed: UInt64) -> Int? {
+        received.withUnsafeReadableBytes { bytes -> Int? in
+            let common = min(bytes.count, size)
+            for index in 0..<(common / 8) {
+                let expected = word(index, seed: seed)
+                if UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)) != expected {
+                    return firstDifferingByte(of: expected, at: index * 8, in: bytes, upTo: common)
+                }
+            }
+            if common % 8 != 0 {
+                let start = common - common % 8
+                if let offset = firstDifferingByte(of: word(start / 8, seed: seed), at: start, in: bytes, upTo: common) {
+                    return offset
+                }
+            }
+            return bytes.count == size ? nil : common
+        }
+    }
+
+    /// The first of the bytes `start..<min(start + 8, end)` that differs from the little-endian
+    /// bytes of `word`.
+    private static func firstDifferingByte(of word: UInt64, at start: Int, in bytes: UnsafeRawBufferPointer, upTo end: Int) -> Int? {
+        var expected = word
+        for offset in start..<min(start + 8, end) {
+            if bytes[offset] != UInt8(truncatingIfNeeded: expected) { return offset }
+            expected >>= 8
+        }
+        return nil
     }
 
     /// Whether `received` is byte for byte `expected` (ByteBuffer's `==` compares the readable

@@ -43,6 +43,16 @@ enum ProcessStats {
         return write(descriptor, &byte, 1) == 1
     }
 
+    /// The soft limit on the process's open files ("Max open files" in /proc/PID/limits), or nil
+    /// when it cannot be read or is unlimited.
+    static func openFileLimit(pid: Int32) -> Int? {
+        guard let limits = readFile("/proc/\(pid)/limits") else { return nil }
+        for line in limits.split(separator: "\n") where line.hasPrefix("Max open files") {
+            return line.dropFirst("Max open files".count).split(separator: " ").first.flatMap { Int($0) }
+        }
+        return nil
+    }
+
     /// utime (field 14) + stime (field 15) of a /proc/PID/stat line, in seconds. The command name
     /// (field 2, in parentheses) may contain spaces and parentheses: fields are counted after the
     /// last `)`.

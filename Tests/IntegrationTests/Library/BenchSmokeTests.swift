@@ -7,9 +7,14 @@ import Testing
 struct BenchSmokeTests {
     /// Runs `gearlock bench -s SERVER --json <arguments>` and returns its JSON object.
     private func bench(_ server: TestServer, _ arguments: [String]) async throws -> (ProcessResult, [String: Any]) {
+        try await bench(address: server.address, pid: server.pid, arguments)
+    }
+
+    /// Runs `gearlock bench -s ADDRESS --json --server-pid PID <arguments>` and returns its JSON object.
+    private func bench(address: String, pid: Int32, _ arguments: [String]) async throws -> (ProcessResult, [String: Any]) {
         try requireExecutable(GearlockBinary.path)
         let result = try await runProcess(
-            GearlockBinary.path, ["bench", "-s", server.address, "--json", "--server-pid", String(server.pid)] + arguments,
+            GearlockBinary.path, ["bench", "-s", address, "--json", "--server-pid", String(pid)] + arguments,
             timeout: .seconds(60))
         let lines = result.stdoutString.split(separator: "\n")
         #expect(lines.count == 1, "one JSON line: \(result)")
@@ -63,6 +68,67 @@ struct BenchSmokeTests {
             #expect(report["drained"] as? Int == enqueued, "\(result)")
             #expect((report["drain_per_s"] as? Double ?? 0) > 0, "\(result)")
             #expect(report["mismatches"] as? Int == 0, "\(result)")
+        }
+    }
+
+    /// Runs `body` against a server of `kind` in a process of its own: `gearlock serve --queue
+    /// memory` or gearmand. (Idle mode's connections then count against the server's descriptors,
+    /// not this test process's.)
+    private func withServerProcess(_ kind: ServerKind, _ body: (_ address: String, _ pid: Int32) async throws -> Void) async throws {
+        switch kind {
+        case .gearlock:
+            try await withGearlockBinary { port, process in try await body("127.0.0.1:\(port)", process.pid) }
+        case .gearmand:
+            try await withTestServer(.gearmand) { server in try await body(server.address, server.pid) }
+        }
+    }
+
+    @Test("idle, 300 connections (150 sleeping workers): all set up, registered, still open; load before and during", arguments: ServerKind.allCases)
+    func idle(kind: ServerKind) async throws {
+        try await withServerProcess(kind) { address, pid in
+            let (result, report) = try await bench(
+                address: address, pid: pid,
+                [
+                    "--mode", "idle", "--connections", "300", "--sleeping-workers", "150", "--duration", "1",
+                    "--load-duration", "1", "--warmup", "0", "--workers", "1", "--clients", "1", "--in-flight", "2",
+                ])
+            #expect(result.exitCode == 0, "\(result)")
+            #expect(report["mode"] as? String == "idle")
+            #expect(report["connect_failures"] as? Int == 0, "\(result)")
+            #expect(report["workers_registered"] as? Int == 150, "\(result)")
+            #expect(report["connections_open"] as? Int == 300, "\(result)")
+            #expect(report["connections_lost"] as? Int == 0, "\(result)")
+            #expect(report["unexpected_packets"] as? Int == 0, "\(result)")
+            #expect((report["baseline_jobs_per_s"] as? Double ?? 0) > 0, "\(result)")
+            #expect((report["jobs_per_s"] as? Double ?? 0) > 0, "\(result)")
+            #expect(report["load_ratio"] is Double, "\(result)")
+            #expect(report["idle_server_cpu_s"] is Double, "\(result)")
+            #expect(report["server_rss_per_connection_bytes"] is Double, "\(result)")
+            #expect(report["noops_idle"] is Int, "\(result)")
+            if kind == .gearlock {
+                // No job for the sleeping workers' function: nothing may wake them.
+                #expect(report["noops"] as? Int == 0, "\(result)")
+            }
+            #expect(report["mismatches"] as? Int == 0, "\(result)")
+            #expect(report["errors"] as? Int == 0, "\(result)")
+        }
+    }
+
+    @Test("huge, one 8 MiB payload: echoed, verified, timed, peak RSS read", arguments: ServerKind.allCases)
+    func huge(kind: ServerKind) async throws {
+        try await withServerProcess(kind) { address, pid in
+            let (result, report) = try await bench(
+                address: address, pid: pid, ["--mode", "huge", "--payload-size", String(8 << 20), "--job-timeout", "50"])
+            #expect(result.exitCode == 0, "\(result)")
+            #expect(report["mode"] as? String == "huge")
+            #expect(report["jobs"] as? Int == 1, "\(result)")
+            #expect(report["mismatches"] as? Int == 0, "\(result)")
+            #expect(report["first_difference_at"] is NSNull, "\(result)")
+            #expect(report["errors"] as? Int == 0, "\(result)")
+            #expect((report["round_trip_s"] as? Double ?? 0) > 0, "\(result)")
+            #expect((report["payload_mb_per_s"] as? Double ?? 0) > 0, "\(result)")
+            #expect((report["server_peak_rss_bytes"] as? Int ?? 0) > 0, "\(result)")
+            #expect((report["bench_peak_rss_bytes"] as? Int ?? 0) >= 8 << 20, "the bench held the payload: \(result)")
         }
     }
 
