@@ -7,7 +7,7 @@ import Darwin
 #endif
 
 /// This process's limit on open file descriptors (RLIMIT_NOFILE), raised for `gearlock bench
-/// --mode idle`, which holds thousands of connections.
+/// --mode idle`, which holds thousands of connections, and by `gearlock serve` (one per connection).
 enum FileDescriptorLimit {
     /// The limit could not be raised far enough.
     struct RaiseError: Error, CustomStringConvertible {
@@ -52,6 +52,20 @@ enum FileDescriptorLimit {
                 reason: "setrlimit failed (\(Self.lastError()))")
         }
         return Int(clamping: raised.rlim_cur)
+    }
+
+    /// Raises the soft limit to the hard one (no privilege needed), as servers do: the soft limit
+    /// is often 1,024, far below what a job server with many workers needs. Returns the soft limit
+    /// in force, or nil when it cannot be read.
+    static func raiseSoftLimitToHard() -> Int? {
+        var limit = rlimit()
+        guard getrlimit(Self.resource, &limit) == 0 else { return nil }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Self.resource, &raised) == 0 { return Int(clamping: raised.rlim_cur) }
+        }
+        return Int(clamping: limit.rlim_cur)
     }
 
     #if canImport(Glibc)

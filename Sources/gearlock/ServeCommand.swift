@@ -208,6 +208,14 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "gearlock", factory: { logFormat.makeHandler(label: $0) })
         logger.logLevel = logLevel
         var configuration = JobServer.Configuration()
+        if let limit = FileDescriptorLimit.raiseSoftLimitToHard() {
+            logger.info("open-file limit", metadata: ["limit": "\(limit)"])
+            if let maxConnections, maxConnections > limit {
+                logger.warning(
+                    "--max-connections is above the open-file limit: connections beyond the limit fail at accept",
+                    metadata: ["limit": "\(limit)", "max_connections": "\(maxConnections)"])
+            }
+        }
         configuration.listeners = listeners(replacing: configuration.listeners)
         configuration.jobRetries = jobRetries
         configuration.workerWakeup = workerWakeup

@@ -1,3 +1,4 @@
+import Foundation
 import GearmanProtocol
 import NIOCore
 import Testing
@@ -59,5 +60,29 @@ struct ServerLimitsBinaryTests {
         #expect(try await client.receivePacket() == .error("QUEUE_ERROR", "Queue memory limit reached"))
         #expect(try await client.adminCommand("status") == "limits.f\t2\t0\t0\n.\n")
         await client.close()
+    }
+
+    @Test("gearlock serve raises its soft open-file limit to the hard one")
+    func openFileLimitIsRaised() async throws {
+        let port = try freeLoopbackPort()
+        // prlimit (util-linux) starts the server with a soft limit of 256 under the current hard one.
+        let hard = try #require(Self.limits(of: getpid())?.hard)
+        let process = try ChildProcess(
+            "/usr/bin/prlimit",
+            ["--nofile=256:\(hard)", GearlockBinary.path, "serve", "--listen", "127.0.0.1:\(port)", "--queue", "memory"])
+        defer { Task { _ = await process.terminate() } }
+        try await waitUntilAnswering(port: port, pid: process.pid, stillRunning: { process.isRunning })
+        let limits = try #require(Self.limits(of: process.pid))
+        #expect(limits.soft == hard && limits.hard == hard, "\(limits)")
+    }
+
+    /// The soft and hard "Max open files" of `pid`, from /proc.
+    static func limits(of pid: pid_t) -> (soft: Int, hard: Int)? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8),
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Max open files") })
+        else { return nil }
+        let numbers = line.split(separator: " ").compactMap { Int($0) }
+        guard numbers.count >= 2 else { return nil }
+        return (numbers[0], numbers[1])
     }
 }
