@@ -240,7 +240,7 @@ struct ACLEnforcementTests {
 
     @Test("A connection that does not authenticate within the deadline is closed")
     func authenticationDeadline() async throws {
-        try await withACLServer(configure: { $0.authenticationTimeout = .seconds(2) }) { server in
+        try await withACLServer(configure: { $0.authenticationTimeout = .seconds(5) }) { server in
             let authenticated = try await server.connect(as: "acme-web")
             let idle = try await server.connect("idle")
             let frames = try await idle.framesUntilClose(timeout: .seconds(20))

@@ -22,7 +22,9 @@ struct EpochTests {
             let handle = try await client.submit("ep", unique: "e1", payload: "later", type: .submitJobEpoch, epoch: due)
             #expect(try await server.admin("prioritystatus") == "ep\t0\t1\t0\t1\n.\n", "a not-yet-due epoch job counts as NORMAL")
 
-            try await withKnownIssue("gearmand 1.1.20 has no timer for epoch jobs: the sleeping worker is never woken") {
+            // Intermittent: on a machine loaded enough that the job is already due when gearmand's
+            // wake-up at submission time arrives, its worker grabs it then.
+            try await withKnownIssue("gearmand 1.1.20 has no timer for epoch jobs: the sleeping worker is never woken", isIntermittent: true) {
                 // A worker that is woken grabs; NO_JOB sends it back to sleep (a wake-up at
                 // submission time is allowed, gearmand sends one). No polling otherwise.
                 let deadline = Double(due) + 5

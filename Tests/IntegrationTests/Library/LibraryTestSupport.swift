@@ -22,7 +22,7 @@ struct LibraryTestTimeout: Error, CustomStringConvertible {
 /// Connection options for the library: short reconnect delays so failover tests stay fast.
 func libraryOptions(ports: [Int]) -> GearmanConnectionOptions {
     GearmanConnectionOptions(
-        servers: ports.map { GearmanServerAddress(host: "127.0.0.1", port: $0) }, connectTimeout: .seconds(2),
+        servers: ports.map { GearmanServerAddress(host: "127.0.0.1", port: $0) }, connectTimeout: .seconds(5),
         initialReconnectDelay: .milliseconds(20), maximumReconnectDelay: .milliseconds(200))
 }
 
