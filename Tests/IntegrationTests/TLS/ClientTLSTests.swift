@@ -112,7 +112,10 @@ struct ClientTLSTests {
         let error = await #expect(throws: GearmanError.self) {
             _ = try await client.echo(ByteBuffer(string: "hi"), timeout: .seconds(5))
         }
-        #expect(error?.code == .connectionFailed || error?.code == .noServerAvailable, "\(String(describing: error))")
+        // Refused at once, normally; on a machine loaded enough that the retries outlast the request,
+        // its deadline. Either way a clean error, never a crash (the regression this guards against).
+        #expect(
+            [.connectionFailed, .noServerAvailable, .timeout].contains(error?.code), "\(String(describing: error))")
     }
 
     @Test("a plaintext client on the TLS port gets no service, and the TLS port still serves TLS clients")
