@@ -374,7 +374,9 @@ struct ClientWorkerTests {
                 try await client.submit(function: "nobody-does-this", payload: "x", timeout: .milliseconds(500))
             }
             let elapsed = ContinuousClock.now - start
-            #expect(elapsed >= .milliseconds(490) && elapsed < .seconds(3), "\(elapsed)")
+            // The lower bound shows the deadline was kept; the upper only that the call did not hang
+            // (a loaded 2-core CI machine has taken over 3 s to deliver the timeout).
+            #expect(elapsed >= .milliseconds(490) && elapsed < .seconds(20), "\(elapsed)")
             // Under load JOB_CREATED itself may come after the deadline: its slot waits for it.
             try await eventually("the connection forgets the job") {
                 let bookkeeping = await connection.bookkeeping()
@@ -426,20 +428,20 @@ struct ClientWorkerTests {
         // A stopped gearmand accepts TCP connections (the kernel does) but never answers OPTION_REQ.
         try await withTestServer(.gearmand) { server in
             var options = libraryOptions(server)
-            options.connectTimeout = .seconds(10)
+            options.connectTimeout = .seconds(60)
             let client = GearmanClient(configuration: .init(connection: options))
             defer { client.shutdown() }
             kill(server.pid, SIGSTOP)
             defer { kill(server.pid, SIGCONT) }
             try await eventually("gearmand is stopped") { processState(server.pid) == "T" }
             let cancelled = Task { try await client.echo(ByteBuffer(string: "cancelled")) }
-            let patient = Task { try await client.echo(ByteBuffer(string: "patient"), timeout: .seconds(30)) }
+            let patient = Task { try await client.echo(ByteBuffer(string: "patient"), timeout: .seconds(50)) }
             try await Task.sleep(for: .milliseconds(100))
             var start = ContinuousClock.now
             await expectGearmanError(.timeout) {
                 try await client.echo(ByteBuffer(string: "hurried"), timeout: .milliseconds(200))
             }
-            #expect(ContinuousClock.now - start < .seconds(3), "the deadline, not the connect timeout")
+            #expect(ContinuousClock.now - start < .seconds(20), "the deadline, not the 60 s connect timeout")
             start = ContinuousClock.now
             cancelled.cancel()
             if case .failure(let error) = await cancelled.result {
@@ -447,7 +449,7 @@ struct ClientWorkerTests {
             } else {
                 Issue.record("expected .cancelled")
             }
-            #expect(ContinuousClock.now - start < .seconds(3))
+            #expect(ContinuousClock.now - start < .seconds(20))
             kill(server.pid, SIGCONT)
             #expect(try await patient.value == ByteBuffer(string: "patient"))
             #expect(!client.pool.isBackingOff(0))
@@ -477,7 +479,8 @@ struct ClientWorkerTests {
                 let start = ContinuousClock.now
                 waiting.cancel()
                 let outcome = await waiting.result
-                #expect(ContinuousClock.now - start < .seconds(2))
+                // Promptly: the job itself sleeps 60 s.
+                #expect(ContinuousClock.now - start < .seconds(20))
                 switch outcome {
                 case .success(let value): Issue.record("expected .cancelled, got \(value)")
                 case .failure(let error): #expect((error as? GearmanError)?.code == .cancelled, "\(error)")
@@ -690,7 +693,8 @@ struct ClientWorkerTests {
     func workerReconnects(kind: ServerKind) async throws {
         try await withRestartableServers(kind, count: 1) { servers in
             let server = servers[0]
-            let worker = GearmanWorker(configuration: .init(connection: libraryOptions(ports: [server.port])))
+            // A 60 s poll, so that only noticing the closed connection can make the job run in time.
+            let worker = GearmanWorker(configuration: .init(connection: libraryOptions(ports: [server.port]), pollInterval: .seconds(60)))
             worker.register(function: "up") { job in reversed(job.payload) }
             let client = GearmanClient(configuration: .init(connection: libraryOptions(ports: [server.port])))
             defer { client.shutdown() }
@@ -700,11 +704,11 @@ struct ClientWorkerTests {
                 try await server.start()
                 let start = ContinuousClock.now
                 // The worker is asleep in PRE_SLEEP when the server goes: it must notice at once,
-                // not at its next poll (10 s).
-                let result = try await client.submit(function: "up", payload: "after", timeout: .seconds(8))
+                // not at its next poll (60 s here).
+                let result = try await client.submit(function: "up", payload: "after", timeout: .seconds(30))
                 #expect(String(buffer: result) == "retfa")
-                // Well under the 10 s poll, with room for a loaded machine.
-                #expect(ContinuousClock.now - start < .seconds(9))
+                // Well under the 60 s poll, with room for a loaded machine.
+                #expect(ContinuousClock.now - start < .seconds(30))
             }
         }
     }
@@ -832,7 +836,8 @@ struct ClientWorkerTests {
                 let code = (error as? GearmanError)?.code
                 #expect(code == .shutDown || code == .connectionClosed, "\(error)")
             }
-            #expect(ContinuousClock.now - start < .seconds(2))
+            // Promptly: the job's own timeout is 30 s.
+            #expect(ContinuousClock.now - start < .seconds(15))
             await expectGearmanError(.shutDown) {
                 try await client.echo(ByteBuffer(string: "x"), timeout: .seconds(2))
             }
