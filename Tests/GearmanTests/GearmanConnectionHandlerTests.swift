@@ -30,13 +30,19 @@ final class FakeServerConnection {
     @discardableResult
     func request(_ packet: GearmanPacket, expecting: ResponseExpectation, listener: JobEventSink? = nil) throws -> PendingRequest {
         let request = PendingRequest(promise: channel.eventLoop.makePromise())
-        try channel.writeOutbound(
-            OutboundMessage(body: .packet(packet), expectation: expecting, request: request, listener: listener))
+        write(OutboundMessage(body: .packet(packet), expectation: expecting, request: request, listener: listener))
         return request
     }
 
-    /// Everything the handler wrote, concatenated.
+    /// Writes and flushes without waiting for the write, which completes only when the queued
+    /// flush runs (`writeOutbound` would wait for it, and no one would run it).
+    func write(_ message: OutboundMessage) {
+        channel.pipeline.syncOperations.writeAndFlush(NIOAny(message), promise: nil)
+    }
+
+    /// Everything the handler wrote, concatenated (after the queued flush ran).
     func written() throws -> ByteBuffer {
+        channel.embeddedEventLoop.run()
         var all = ByteBuffer()
         while var chunk = try channel.readOutbound(as: ByteBuffer.self) {
             all.writeBuffer(&chunk)
@@ -133,12 +139,12 @@ struct GearmanConnectionHandlerTests {
         let first = JobEventSink()
         let second = JobEventSink()
         let firstRequest = PendingRequest(promise: fake.channel.eventLoop.makePromise())
-        try fake.channel.writeOutbound(
+        fake.write(
             OutboundMessage(body: .packet(submit), expectation: .jobCreated, request: firstRequest, listener: first, jobKey: key))
         #expect(try decodedPackets(fake.written()) == [submit])
         try fake.serverSends(.jobCreated(handle: buffer("H:1")))
         let secondRequest = PendingRequest(promise: fake.channel.eventLoop.makePromise())
-        try fake.channel.writeOutbound(
+        fake.write(
             OutboundMessage(body: .packet(submit), expectation: .jobCreated, request: secondRequest, listener: second, jobKey: key))
         #expect(try fake.written().readableBytes == 0, "joined locally, not sent")
         guard case .success(.packet(.jobCreated(let handle)))? = secondRequest.outcome else {
@@ -196,6 +202,7 @@ struct GearmanConnectionHandlerTests {
         let fake = try FakeServerConnection()
         let payload = ByteBuffer(repeating: 0x41, count: 100_000)
         try fake.request(.echoRequest(payload: payload), expecting: .echo)
+        fake.channel.embeddedEventLoop.run()
         let header = try #require(try fake.channel.readOutbound(as: ByteBuffer.self))
         let tail = try #require(try fake.channel.readOutbound(as: ByteBuffer.self))
         #expect(header.readableBytes == 12)
@@ -209,7 +216,7 @@ struct GearmanConnectionHandlerTests {
     @Test func adminLineIsWrittenAsText() throws {
         let fake = try FakeServerConnection()
         let request = PendingRequest(promise: fake.channel.eventLoop.makePromise())
-        try fake.channel.writeOutbound(OutboundMessage(body: .text("status"), expectation: .adminList, request: request))
+        fake.write(OutboundMessage(body: .text("status"), expectation: .adminList, request: request))
         #expect(try fake.written() == buffer("status\r\n"))
         try fake.serverSendsText("f\t0\t0\t1\nupper\t0\t0\t0\n.\n")
         guard case .success(.text(let lines))? = request.outcome else {
@@ -304,7 +311,7 @@ struct GearmanConnectionHandlerTests {
         let sink = JobEventSink()
         let request = PendingRequest(promise: fake.channel.eventLoop.makePromise())
         // Already due when written: it must still find (and abandon) the request, not miss it.
-        try fake.channel.writeOutbound(
+        fake.write(
             OutboundMessage(
                 body: .packet(
                     .submitJob(function: buffer("f"), unique: buffer(""), payload: buffer(""), priority: .normal, background: false)),
@@ -323,7 +330,7 @@ struct GearmanConnectionHandlerTests {
     @Test func aTimeoutIsCancelledByTheReply() throws {
         let fake = try FakeServerConnection()
         let request = PendingRequest(promise: fake.channel.eventLoop.makePromise())
-        try fake.channel.writeOutbound(
+        fake.write(
             OutboundMessage(body: .packet(.echoRequest(payload: buffer("e"))), expectation: .echo, request: request, timeout: .seconds(1)))
         try fake.serverSends(.echoResponse(payload: buffer("e")))
         fake.channel.embeddedEventLoop.advanceTime(by: .seconds(2))
@@ -355,4 +362,19 @@ final class OutcomeBox: @unchecked Sendable {
 /// Counts wake-ups; the embedded channel runs everything on the test's thread.
 final class WakeCounter: @unchecked Sendable {
     var count = 0
+}
+
+@Suite("Flushing once per turn of the event loop")
+struct CoalescedFlushTests {
+    @Test("requests written in one turn leave together, when the queued flush runs")
+    func requestsOfOneTurnShareOneFlush() throws {
+        let fake = try FakeServerConnection()
+        for index in 0..<3 {
+            try fake.request(.echoRequest(payload: ByteBuffer(string: "\(index)")), expecting: .echo)
+        }
+        // Nothing has left yet: the flush waits for the turn's other tasks.
+        #expect(try fake.channel.readOutbound(as: ByteBuffer.self) == nil)
+        let packets = try decodedPackets(try fake.written())
+        #expect(packets == (0..<3).map { .echoRequest(payload: ByteBuffer(string: "\($0)")) })
+    }
 }
