@@ -27,7 +27,7 @@ struct MetricsTests {
                 _ = try await client.submit("acme.a", payload: "job \(index)", type: .submitJobBackground)
             }
             for index in 0..<4 {
-                let handle = field(try await worker.grabUntilAssigned(), 0)
+                let handle = field(try await worker.grabUntilAssigned(timeout: .seconds(20)), 0)
                 if index < 3 {
                     try await worker.send(RawPacket.request(.workComplete, handle, "done"))
                 } else {
@@ -50,7 +50,7 @@ struct MetricsTests {
             let vanishing = try await RawClient.connect(host: "127.0.0.1", port: ports.plaintext, label: "vanishing")
             try await vanishing.authenticate("acme-worker", secret: ACLFixture.secret("acme-worker"))
             try await vanishing.canDo("acme.c")
-            _ = try await vanishing.grabUntilAssigned()
+            _ = try await vanishing.grabUntilAssigned(timeout: .seconds(20))
             await vanishing.abort()
 
             // A denied submission, a failed authentication, plaintext on the TLS port.
