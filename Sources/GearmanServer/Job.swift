@@ -74,6 +74,9 @@ struct Job {
     var isBackground: Bool
     var state: State
     var retries: Int
+    /// When the job last became runnable (while queued) or was assigned (while running), in
+    /// monotonic nanoseconds; kept only when metrics are on (0 otherwise).
+    var since: UInt64 = 0
     /// Foreground clients waiting on the job, most recently attached first (gearmand's order).
     var listeners: [ConnectionID]
 

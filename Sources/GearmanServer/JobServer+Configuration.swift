@@ -1,3 +1,4 @@
+public import CoreMetrics
 public import GearmanTLS
 public import NIOCore
 
@@ -50,6 +51,10 @@ extension JobServer {
         /// The ACL and authentication settings. Default nil: no ACL, every connection may do
         /// everything (as gearmand).
         public var accessControl: AccessControl?
+        /// Where the server's metrics go (jobs, queues, workers, connections, security events,
+        /// queue commits; see the README). The server creates its handles with this factory rather
+        /// than the global `MetricsSystem`. Default nil: no metrics, and nothing is measured.
+        public var metricsFactory: (any MetricsFactory)?
 
         public init() {}
 

@@ -56,9 +56,14 @@ public final class JobServer: Service, Sendable {
             maxConnections: configuration.maxConnections,
             maxConnectionsPerAddress: configuration.maxConnectionsPerAddress,
             maxQueueBytes: configuration.maxQueueBytes)
+        let metrics = configuration.metricsFactory.map { factory in
+            ServerMetrics(
+                factory: factory, listeners: configuration.listeners.map { ($0.description, $0.tls != nil) },
+                hasAccessControl: configuration.accessControl != nil)
+        }
         self.core = JobServerCore(
             eventLoop: eventLoop, configuration: machineConfiguration, access: configuration.accessControl,
-            shutdownTimeout: configuration.shutdownTimeout, store: queueStore, logger: logger)
+            shutdownTimeout: configuration.shutdownTimeout, store: queueStore, logger: logger, metrics: metrics)
         self.listening = eventLoop.makePromise()
     }
 
@@ -130,7 +135,8 @@ public final class JobServer: Service, Sendable {
                         }
                         try channel.pipeline.syncOperations.addHandler(
                             ServerConnectionHandler(
-                                core: core, id: id, limits: decoderLimits, preauthenticationLimit: preauthenticationLimit))
+                                core: core, id: id, listener: index, limits: decoderLimits,
+                                preauthenticationLimit: preauthenticationLimit))
                     }
                 }
             let channel = try await bootstrap.bind(host: listener.host, port: listener.port).get()

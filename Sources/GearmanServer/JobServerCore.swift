@@ -1,3 +1,4 @@
+import CoreMetrics
 import GearmanACL
 import GearmanProtocol
 import OrderedCollections
@@ -30,6 +31,11 @@ final class JobServerCore: @unchecked Sendable {
     private var listeners: [any Channel] = []
     /// Succeeded once the server has stopped and every connection is closed.
     let stopped: EventLoopPromise<Void>
+    /// Where metric updates go; nil when metrics are off (then the machine observes nothing).
+    private let metrics: ServerMetrics?
+    private var observationBuffer: [ServerObservation] = []
+    /// Commits are timed for metrics only when the store is durable.
+    private let timesCommits: Bool
 
     private enum ShutdownState {
         case running
@@ -39,11 +45,16 @@ final class JobServerCore: @unchecked Sendable {
 
     init(
         eventLoop: any EventLoop, configuration: JobServerStateMachine<SystemJobServerClock>.Configuration,
-        access: AccessControl?, shutdownTimeout: TimeAmount, store: any QueueStore, logger: Logger
+        access: AccessControl?, shutdownTimeout: TimeAmount, store: any QueueStore, logger: Logger,
+        metrics: ServerMetrics? = nil
     ) {
         self.eventLoop = eventLoop
+        var configuration = configuration
+        configuration.observesMetrics = metrics != nil
         self.machine = JobServerStateMachine(
             configuration: configuration, clock: SystemJobServerClock(), access: access)
+        self.metrics = metrics
+        self.timesCommits = metrics != nil && !(store is VolatileQueueStore)
         self.store = store
         self.logger = logger
         self.shutdownTimeout = shutdownTimeout
@@ -52,13 +63,15 @@ final class JobServerCore: @unchecked Sendable {
 
     // MARK: Events from connections
 
-    func connectionOpened(_ id: ConnectionID, channel: any Channel) {
+    /// - Parameter listener: the index of the listener (in the configuration) that accepted it.
+    func connectionOpened(_ id: ConnectionID, channel: any Channel, listener: Int) {
         eventLoop.preconditionInEventLoop()
         guard case .running = shutdownState else {
             channel.close(promise: nil)
             return
         }
         outputs[id] = ConnectionOutput(channel: channel)
+        metrics?.connectionOpened(id, listener: listener)
         machine.connectionOpened(id, peerAddress: channel.remoteAddress?.ipAddress ?? "-")
         logger.debug("connection opened", metadata: ["gearman.connection": "\(id)"])
         performActions()
@@ -81,6 +94,7 @@ final class JobServerCore: @unchecked Sendable {
     func connectionClosed(_ id: ConnectionID) {
         eventLoop.preconditionInEventLoop()
         guard outputs.removeValue(forKey: id) != nil else { return }
+        metrics?.connectionClosed(id)
         machine.connectionClosed(id)
         logger.debug("connection closed", metadata: ["gearman.connection": "\(id)"])
         performActions()
@@ -97,6 +111,7 @@ final class JobServerCore: @unchecked Sendable {
                 "tls.cipher": "\(identity.cipher)", "tls.peer_cn": "\(identity.commonNames.joined(separator: ","))",
                 "tls.peer_verified": "\(identity.isVerified)",
             ])
+        metrics?.connectionHandshakeCompleted(id)
         machine.peerIdentified(id, identity: identity)
         performActions()
     }
@@ -120,6 +135,9 @@ final class JobServerCore: @unchecked Sendable {
     /// A TLS handshake or stream failed; the handler closes that connection alone.
     func tlsFailed(_ id: ConnectionID, error: TLSError) {
         eventLoop.preconditionInEventLoop()
+        if let metrics, let reason = TLSHandshakeFailureReason(error) {
+            metrics.tlsHandshakeFailed(reason)
+        }
         let level: Logger.Level = error.code == .uncleanShutdown ? .debug : .info
         logger.log(
             level: level, "TLS failure; connection closed",
@@ -154,6 +172,7 @@ final class JobServerCore: @unchecked Sendable {
         defer { isPerformingActions = false }
         repeat {
             performPendingActions()
+            recordObservations()
             rearmTimer()
             checkDrained()
         } while !machine.actions.isEmpty
@@ -210,6 +229,52 @@ final class JobServerCore: @unchecked Sendable {
         }
     }
 
+    // MARK: Metrics
+
+    /// Turns what the machine observed into metric updates: counters and histograms by cached
+    /// handle, gauges set from the machine's current counts.
+    private func recordObservations() {
+        guard let metrics, !machine.observations.isEmpty else { return }
+        swap(&observationBuffer, &machine.observations)
+        defer { observationBuffer.removeAll(keepingCapacity: true) }
+        for observation in observationBuffer {
+            switch observation {
+            case .jobSubmitted(let function):
+                handles(function, metrics).submitted.increment()
+            case .jobAssigned(let function, let waited):
+                handles(function, metrics).queueWait.recordNanoseconds(Int64(clamping: waited))
+            case .jobCompleted(let function, let ran):
+                let handles = handles(function, metrics)
+                handles.completed.increment()
+                handles.runTime.recordNanoseconds(Int64(clamping: ran))
+            case .jobFailed(let function, let ran):
+                let handles = handles(function, metrics)
+                handles.failed.increment()
+                if let ran { handles.runTime.recordNanoseconds(Int64(clamping: ran)) }
+            case .jobRequeued(let function):
+                handles(function, metrics).requeued.increment()
+            case .queueChanged(let function):
+                guard let gauges = handles(function, metrics).queueDepth,
+                    let counts = machine.functions[function]?.queuedCounts
+                else { continue }
+                for (gauge, count) in zip(gauges, counts) { gauge.record(count) }
+            case .workersChanged(let function):
+                guard let gauge = handles(function, metrics).workers else { continue }
+                gauge.record(machine.functions[function]?.workers.count ?? 0)
+            case .authenticated(let id):
+                metrics.connectionAuthenticated(id)
+            case .authenticationFailed(let tenant):
+                metrics.authenticationFailed(tenant: tenant)
+            case .accessDenied(let tenant):
+                metrics.accessDenied(tenant: tenant)
+            }
+        }
+    }
+
+    private func handles(_ function: ByteBuffer, _ metrics: ServerMetrics) -> ServerMetrics.FunctionHandles {
+        metrics.handles(for: function) { machine.functions[function]?.tenant }
+    }
+
     // MARK: Group commit
 
     /// How long removals alone may wait to be committed, and how many may wait: a removal that a
@@ -240,18 +305,29 @@ final class JobServerCore: @unchecked Sendable {
         pendingBatch = QueueBatch()
         commitInFlight = true
         let handles = batch.added.map(\.handle)
+        let started = timesCommits ? NIODeadline.now().uptimeNanoseconds : 0
+        let operations = batch.added.count + batch.removedHandles.count
         store.commit(batch) { [self] result in
+            let finished = timesCommits ? NIODeadline.now().uptimeNanoseconds : 0
             // An in-memory store completes at once, on this loop; a durable one on its own thread.
             if eventLoop.inEventLoop {
-                commitFinished(result, handles: handles)
+                commitFinished(result, handles: handles, operations: operations, nanoseconds: finished &- started)
             } else {
-                eventLoop.execute { self.commitFinished(result, handles: handles) }
+                eventLoop.execute {
+                    self.commitFinished(result, handles: handles, operations: operations, nanoseconds: finished &- started)
+                }
             }
         }
     }
 
-    private func commitFinished(_ result: Result<Void, QueueStoreError>, handles: [ByteBuffer]) {
+    private func commitFinished(
+        _ result: Result<Void, QueueStoreError>, handles: [ByteBuffer], operations: Int, nanoseconds: UInt64
+    ) {
         commitInFlight = false
+        if timesCommits, let metrics {
+            let succeeded = if case .success = result { true } else { false }
+            metrics.commitFinished(operations: operations, nanoseconds: nanoseconds, succeeded: succeeded)
+        }
         switch result {
         case .success:
             machine.persistCompleted(handles: handles)

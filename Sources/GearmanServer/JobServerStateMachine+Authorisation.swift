@@ -59,6 +59,17 @@ extension JobServerStateMachine {
         if let function { metadata["gearman.function"] = "\(String(buffer: function))" }
         if let reason { metadata["reason"] = "\(reason)" }
         actions.append(.log(level, message, metadata))
+        switch event {
+        case .authenticated:
+            observe(.authenticated(id))
+        case .authenticationFailed:
+            let claimedTenant = claimedPrincipal.flatMap { access?.policy.principal(named: $0)?.tenant }
+            observe(.authenticationFailed(tenant: principal?.tenant ?? claimedTenant))
+        case .permissionDenied:
+            observe(.accessDenied(tenant: principal?.tenant))
+        case .certificateUnknown, .quotaExceeded, .registrationWithdrawn, .principalRemoved:
+            break
+        }
     }
 
     // MARK: Workers and clients

@@ -61,6 +61,15 @@ extension JobServerStateMachine {
             }
         default: break
         }
+        if configuration.observesMetrics {
+            let now = clock.monotonicNanoseconds
+            let ran = now &- min(now, job.since)
+            if case .workComplete = packet {
+                observations.append(.jobCompleted(function: job.function, ranNanoseconds: ran))
+            } else {
+                observations.append(.jobFailed(function: job.function, ranNanoseconds: ran))
+            }
+        }
         for listener in job.listeners {
             if case .workException = packet,
                 !(configuration.exceptions || connections[listener]?.exceptions == true)

@@ -19,6 +19,7 @@ extension JobServerStateMachine {
         let key = Self.coalescingKey(function: function, unique: submission.unique, payload: submission.payload)
 
         if let key, let existing = jobsByKey[key] {
+            observe(.jobSubmitted(function: function))
             attach(id, to: existing, background: submission.background)
             return
         }
@@ -32,6 +33,7 @@ extension JobServerStateMachine {
         guard queueHasRoom(for: bytes, function: function, packet: packet, from: id) else { return }
 
         let jobID = createJob(submission, function: function, key: key)
+        observe(.jobSubmitted(function: function))
         let job = jobs[jobID]!
         if submission.background {
             // JOB_CREATED only once the job is durable.

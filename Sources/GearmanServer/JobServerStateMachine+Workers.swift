@@ -24,6 +24,7 @@ extension JobServerStateMachine {
         }
         connections[id]!.abilities.append(.init(function: function, timeoutMilliseconds: timeoutMilliseconds))
         functions[function]!.workers.insert(id)
+        observe(.workersChanged(function: function))
         let connection = connections[id]!
         guard connection.isSleeping && !connection.noopSent else { return }
         if functions[function]!.hasRunnableJobs && !isDraining {
@@ -38,6 +39,7 @@ extension JobServerStateMachine {
         let function = connections[id]!.abilities.remove(at: index).function
         functions[function]?.workers.remove(id)
         functions[function]?.sleepers.remove(id)
+        observe(.workersChanged(function: function))
         // A job running under the withdrawn registration goes back to the queue (as gearmand).
         for jobID in byAge(connections[id]!.assignedJobs) where jobs[jobID]?.function == function {
             requeue(jobID, countRetry: true)
@@ -48,6 +50,7 @@ extension JobServerStateMachine {
         for ability in connections[id]!.abilities {
             functions[ability.function]?.workers.remove(id)
             functions[ability.function]?.sleepers.remove(id)
+            observe(.workersChanged(function: ability.function))
         }
         connections[id]!.abilities.removeAll()
         for jobID in byAge(connections[id]!.assignedJobs) {
@@ -122,9 +125,15 @@ extension JobServerStateMachine {
         let assignment = nextAssignment
         var job = jobs[jobID]!
         job.state = .running(worker: id, assignment: assignment)
+        if configuration.observesMetrics {
+            let now = clock.monotonicNanoseconds
+            observations.append(.jobAssigned(function: job.function, waitedNanoseconds: now &- min(now, job.since)))
+            job.since = now
+        }
         jobs[jobID] = job
         functions[job.function]!.queuedCounts[job.priority.rawValue] -= 1
         functions[job.function]!.runningCount += 1
+        observe(.queueChanged(function: job.function))
         connections[id]!.assignedJobs.insert(jobID)
         if let timeout = ability.timeoutMilliseconds {
             // Capped: a worker may send an absurd timeout.

@@ -23,11 +23,15 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         var version = "0.1.0"
         var verboseLevel = "ERROR"
         var limits = ServerLimits()
+        /// Report `observations` for metrics (and time jobs for them). Off: nothing is recorded.
+        var observesMetrics = false
     }
 
     let configuration: Configuration
     let clock: Clock
     var actions: [JobServerAction] = []
+    /// What happened, for metrics; only filled when `configuration.observesMetrics`.
+    var observations: [ServerObservation] = []
 
     var connections: [ConnectionID: ConnectionState] = [:]
     var functions: OrderedDictionary<ByteBuffer, FunctionState> = [:]
@@ -103,6 +107,7 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         for ability in connection.abilities {
             functions[ability.function]?.workers.remove(id)
             functions[ability.function]?.sleepers.remove(id)
+            observe(.workersChanged(function: ability.function))
         }
         // A lost worker's jobs go back to the queue; a retry is counted for each.
         for jobID in byAge(connection.assignedJobs) {
@@ -313,6 +318,15 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         actions.append(.sendText(text, to: id))
     }
 
+    /// Records an observation for metrics, if they are on.
+    mutating func observe(_ observation: @autoclosure () -> ServerObservation) {
+        guard configuration.observesMetrics else { return }
+        observations.append(observation())
+    }
+
+    /// The monotonic time for a job's `since`, read only when metrics are on.
+    var observationTime: UInt64 { configuration.observesMetrics ? clock.monotonicNanoseconds : 0 }
+
     mutating func emitLog(_ level: Logger.Level, _ message: Logger.Message, job: Job) {
         actions.append(
             .log(
@@ -341,9 +355,11 @@ struct JobServerStateMachine<Clock: JobServerClock> {
     mutating func enqueue(_ jobID: JobID) {
         let job = jobs[jobID]!
         jobs[jobID]!.state = .queued
+        jobs[jobID]!.since = observationTime
         let priority = job.priority.rawValue
         functions[job.function]!.queues[priority].append(jobID)
         functions[job.function]!.queuedCounts[priority] += 1
+        observe(.queueChanged(function: job.function))
         wakeWorkers(for: job.function)
     }
 
@@ -413,7 +429,9 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         if let tenant = functions[job.function]!.tenant { tenantJobCounts[tenant, default: 1] -= 1 }
         if let key = job.coalescingKey, jobsByKey[key] == jobID { jobsByKey[key] = nil }
         switch job.state {
-        case .queued: functions[job.function]!.queuedCounts[job.priority.rawValue] -= 1
+        case .queued:
+            functions[job.function]!.queuedCounts[job.priority.rawValue] -= 1
+            observe(.queueChanged(function: job.function))
         case .scheduled: functions[job.function]!.scheduledCount -= 1
         case .running(let worker, _):
             functions[job.function]!.runningCount -= 1
@@ -439,8 +457,10 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         // Counted as queued for a moment so that `removeJob` below balances the counts.
         functions[job.function]!.queuedCounts[job.priority.rawValue] += 1
         jobs[jobID] = job
+        if countRetry { observe(.jobRequeued(function: job.function)) }
         if configuration.jobRetries > 0 && job.retries >= configuration.jobRetries {
             emitLog(.notice, "job reached the retry limit; failed", job: job)
+            observe(.jobFailed(function: job.function, ranNanoseconds: nil))
             for listener in job.listeners {
                 send(.workFail(handle: job.handle), to: listener)
             }

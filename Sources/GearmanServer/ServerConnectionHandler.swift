@@ -18,6 +18,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
 
     private let core: JobServerCore
     private let id: ConnectionID
+    /// The index of the listener that accepted the connection.
+    private let listener: Int
     private let gate: PreauthenticationGate
     private let processor: NIOSingleStepByteToMessageProcessor<ServerFrameDecoder>
     private var frames: [GearmanFrame] = []
@@ -26,9 +28,13 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     private var readHeld = false
 
     /// - Parameter preauthenticationLimit: the packet cap until the core lifts it; nil for none.
-    init(core: JobServerCore, id: ConnectionID, limits: GearmanFrameDecoder.Limits, preauthenticationLimit: UInt32?) {
+    init(
+        core: JobServerCore, id: ConnectionID, listener: Int, limits: GearmanFrameDecoder.Limits,
+        preauthenticationLimit: UInt32?
+    ) {
         self.core = core
         self.id = id
+        self.listener = listener
         self.gate = PreauthenticationGate(limit: preauthenticationLimit)
         self.processor = NIOSingleStepByteToMessageProcessor(
             ServerFrameDecoder(frames: GearmanFrameDecoder(limits: limits), gate: gate))
@@ -36,7 +42,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         let channel = context.channel
-        onCore { core, id in core.connectionOpened(id, channel: channel) }
+        let listener = self.listener
+        onCore { core, id in core.connectionOpened(id, channel: channel, listener: listener) }
         context.fireChannelActive()
     }
 

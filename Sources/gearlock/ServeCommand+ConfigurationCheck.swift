@@ -56,6 +56,11 @@ extension ServeCommand {
         }
         summary.append("  queue: \(queue)")
         summary.append("  log: \(logFormat.rawValue), level \(logLevel)")
+        if let metricsListen {
+            summary.append(
+                "  metrics: http://\(metricsListen)/metrics"
+                    + (metricsListen.isLoopback ? "" : " (warning: not loopback; metrics name functions and tenants)"))
+        }
 
         guard problems.isEmpty else { throw ConfigurationCheckFailure(problems: problems) }
         return summary.joined(separator: "\n")

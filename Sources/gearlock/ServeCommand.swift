@@ -8,6 +8,7 @@ import GearmanTLS
 public import Logging
 import NIOCore
 import NIOPosix
+import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
@@ -139,6 +140,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds a graceful stop waits for running jobs.")
     var shutdownTimeout: Int = 30
 
+    @Option(
+        help: ArgumentHelp(
+            "Address to serve Prometheus metrics on (GET /metrics): HOST:PORT, or PORT for 127.0.0.1 (default: off).",
+            discussion: "Metrics name functions and tenants: an address other than loopback is allowed, with a warning.",
+            valueName: "address"))
+    var metricsListen: MetricsListenAddress?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -192,6 +200,13 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("--server-name applies to a PostgreSQL queue only (--queue postgres://…)")
             }
         }
+        if let metricsListen, metricsListen.port != 0,
+            let clash = (listen + tlsListen).first(where: {
+                $0.listener.port == metricsListen.port && $0.listener.host == metricsListen.host
+            })
+        {
+            throw ValidationError("--metrics-listen \(metricsListen) is also a job server listener (\(clash.listener))")
+        }
         if !allowPlaintextOnNetwork, let exposed = listen.first(where: { !$0.isLoopback }) {
             throw ValidationError(
                 "refusing a plaintext listener on \(exposed.listener): not loopback. "
@@ -243,6 +258,26 @@ struct ServeCommand: AsyncParsableCommand {
                            "acl.principals": "\(policy.principals.count)"])
         }
 
+        // Bound before the queue is opened, so a taken port stops start-up before anything else.
+        // Listed first, the metrics endpoint is stopped last: it answers while the server drains.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let metricsListen {
+            if !metricsListen.isLoopback {
+                logger.warning(
+                    "metrics are served on an address other than loopback; they name functions and tenants",
+                    metadata: ["address": "\(metricsListen)"])
+            }
+            let registry = PrometheusCollectorRegistry()
+            configuration.metricsFactory = Self.metricsFactory(registry: registry)
+            let endpoint: MetricsEndpoint
+            do {
+                endpoint = try await MetricsEndpoint.bind(metricsListen, registry: registry, logger: logger)
+            } catch {
+                logger.critical("cannot listen for metrics", metadata: ["error": "\(error.error)"])
+                throw error
+            }
+            services.append(.init(service: endpoint, successTerminationBehavior: .ignore))
+        }
         let store: any QueueStore
         switch queue {
         case .memory:
@@ -268,12 +303,13 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         let server = JobServer(configuration: configuration, queueStore: store, logger: logger)
+        services += [
+            .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
+            .init(service: ReloadOnHangupService(server: server, aclPath: acl, logger: logger)),
+        ]
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
-                    .init(service: ReloadOnHangupService(server: server, aclPath: acl, logger: logger)),
-                ],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()

@@ -30,8 +30,8 @@ import Testing
             logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         let client = ConnectionID(1)
         let worker = ConnectionID(2)
-        core.connectionOpened(client, channel: EmbeddedChannel(loop: loop))
-        core.connectionOpened(worker, channel: EmbeddedChannel(loop: loop))
+        core.connectionOpened(client, channel: EmbeddedChannel(loop: loop), listener: 0)
+        core.connectionOpened(worker, channel: EmbeddedChannel(loop: loop), listener: 0)
         for index in 0..<3 {
             core.process(
                 Self.packet(.submitJob(function: buf("f"), unique: buf("u\(index)"), payload: buf("p"), priority: .normal, background: true)),
