@@ -25,7 +25,8 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         var limits = ServerLimits()
     }
 
-    let configuration: Configuration
+    /// Changed while running only by `limitsChanged(_:)` and `verboseLevelChanged(_:)`.
+    var configuration: Configuration
     let clock: Clock
     var actions: [JobServerAction] = []
 
