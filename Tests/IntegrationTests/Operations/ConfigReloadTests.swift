@@ -94,6 +94,7 @@ struct ConfigReloadTests {
             #expect(log.contains("configuration reloaded"), "\(log)")
             #expect(log.contains("config.applied=log-level, max-connections"), "\(log)")
             #expect(!log.contains("takes effect after a restart"), "\(log)")
+            #expect(!log.contains("is not checked on reload"), "every option of serve is sorted into live or restart: \(log)")
             #expect(try await Self.verbose(admin, becomes: "DEBUG") == "OK DEBUG\n", "`verbose` reports the new level")
 
             // admin and two more fill the new limit of 3; the fourth is refused.

@@ -18,6 +18,7 @@ struct TmuxPane {
         try #require(started.exitCode == 0, "tmux new-session: \(started)")
     }
 
+    @discardableResult
     func tmux(_ arguments: [String]) async throws -> String {
         let result = try await runProcess(Self.tmux, ["-L", socket] + arguments)
         try #require(result.exitCode == 0, "tmux \(arguments): \(result)")
@@ -105,6 +106,43 @@ struct TopCommandTests {
                 #expect(after.contains("modes: icanon echo"), "canonical mode and echo are back: \(after)")
                 #expect(!after.contains("top.queued"), "the table was left with the alternate screen: \(after)")
                 #expect(try await pane.display("#{alternate_on}") == "0")
+            } catch {
+                await pane.kill()
+                throw error
+            }
+            await pane.kill()
+        }
+    }
+
+    @Test("the view fits a terminal resized while it runs (SIGWINCH), and s switches to the longest queue first")
+    func resizeAndSort() async throws {
+        try await withGearlockBinary { port, _ in
+            for (index, name) in ["fit.a", "fit.b", "fit.c", "fit.d", "fit.e", "fit.f"].enumerated() {
+                try await Self.submitBackground(port: port, function: name, count: index + 1)
+            }
+            let pane = try await TmuxPane(Self.shellLine(port: port))
+            do {
+                /// The first row under the column titles.
+                @Sendable func firstRow(_ screen: String) -> String? {
+                    let lines = screen.split(separator: "\n", omittingEmptySubsequences: false)
+                    return lines.firstIndex { $0.hasPrefix("FUNCTION") }.flatMap { $0 + 1 < lines.count ? String(lines[$0 + 1]) : nil }
+                }
+                _ = try await pane.screen(until: "all six functions") { Self.row("fit.f", in: $0)?.dropFirst().first == "6" }
+                _ = try await pane.tmux(["resize-window", "-t", "top", "-x", "50", "-y", "8"])
+                let small = try await pane.screen(until: "the rows that don't fit counted") { $0.contains("… 4 more (enlarge") }
+                let lines = small.split(separator: "\n", omittingEmptySubsequences: false)
+                #expect(lines.first?.hasPrefix("gearlock top  127.0.0.1:\(port)") == true, "the title stays on top: \(small)")
+                // Title, totals, keys, a blank line, the column titles, two rows and the count: 8 rows.
+                #expect(lines.count >= 8 && lines[7].hasPrefix("… 4 more"), "\(small)")
+                #expect(lines.dropFirst(8).allSatisfy { $0.isEmpty }, "\(small)")
+                #expect(firstRow(small)?.hasPrefix("fit.a ") == true, "by name: \(small)")
+
+                try await pane.sendKeys("s")
+                let sorted = try await pane.screen(until: "the longest queue first") { firstRow($0)?.hasPrefix("fit.f ") == true }
+                #expect(sorted.contains("sort: queue"), "\(sorted)")
+                try await pane.sendKeys("q")
+                let after = try await pane.screen(until: "top's exit status") { $0.contains("top-exit=") }
+                #expect(after.contains("top-exit=0"), "\(after)")
             } catch {
                 await pane.kill()
                 throw error
