@@ -2,6 +2,10 @@ import Foundation
 import GearmanProtocol
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A tmux server of its own (a private socket) running one command in a 120×30 pane that stays
 /// after the command exits, so its exit status and last screen can be read.
 struct TmuxPane {
@@ -81,7 +85,9 @@ struct TopCommandTests {
         await client.close()
     }
 
-    @Test("top shows a queued function with its depth, quits on q, and restores the terminal", arguments: ["q", "C-c"])
+    @Test(
+        "top shows a queued function with its depth, quits on q (or Ctrl-C, or SIGTERM), and restores the terminal",
+        arguments: ["q", "C-c", "SIGTERM"])
     func liveView(quitKey: String) async throws {
         try await withGearlockBinary { port, _ in
             try await Self.submitBackground(port: port, function: "top.queued", count: 3)
@@ -100,7 +106,13 @@ struct TopCommandTests {
                     Self.row("top.queued", in: screen).map { $0.count >= 5 && $0[1] == "5" } ?? false
                 }
 
-                try await pane.sendKeys(quitKey)
+                if quitKey == "SIGTERM" {
+                    let shell = try #require(pid_t(try await pane.display("#{pane_pid}")))
+                    let top = try #require(descendantPIDs(of: shell).first, "the shell's child, gearlock top")
+                    kill(top, SIGTERM)
+                } else {
+                    try await pane.sendKeys(quitKey)
+                }
                 let after = try await pane.screen(until: "top's exit status") { $0.contains("top-exit=") }
                 #expect(after.contains("top-exit=0"), "\(after)")
                 #expect(after.contains("modes: icanon echo"), "canonical mode and echo are back: \(after)")
