@@ -11,7 +11,15 @@ public import Logging
 /// An audit event (metadata `audit`) has `"audit":true` and its kind as `event`; other events have
 /// neither. A metadata key that clashes with one of these fixed fields is written `metadata.KEY`.
 public struct JSONLogHandler: LogHandler {
-    public var logLevel: Logger.Level = .info
+    public var logLevel: Logger.Level {
+        get { levelSwitch?.current ?? ownLevel }
+        set {
+            if let levelSwitch { levelSwitch.current = newValue } else { ownLevel = newValue }
+        }
+    }
+    private var ownLevel: Logger.Level = .info
+    /// The shared level, when there is one; else `ownLevel`.
+    private let levelSwitch: LogLevelSwitch?
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
@@ -21,8 +29,9 @@ public struct JSONLogHandler: LogHandler {
     public init(
         label: String, output: LogOutput = .standardError,
         metadataProvider: Logger.MetadataProvider? = LoggingSystem.metadataProvider,
-        clock: @escaping @Sendable () -> LogTimestamp = LogTimestamp.now
+        clock: @escaping @Sendable () -> LogTimestamp = LogTimestamp.now, level: LogLevelSwitch? = nil
     ) {
+        self.levelSwitch = level
         self.label = label
         self.output = output
         self.metadataProvider = metadataProvider

@@ -6,11 +6,12 @@ public enum LogFormat: String, CaseIterable, Sendable, ExpressibleByArgument {
     case text
     case json
 
-    /// A handler writing to standard error in this format.
-    public func makeHandler(label: String) -> any LogHandler {
+    /// A handler writing to standard error in this format; with a `level` switch, its level is
+    /// the switch's (setting the handler's level sets the switch).
+    public func makeHandler(label: String, level: LogLevelSwitch? = nil) -> any LogHandler {
         switch self {
-        case .text: TextLogHandler(label: label)
-        case .json: JSONLogHandler(label: label)
+        case .text: TextLogHandler(label: label, level: level)
+        case .json: JSONLogHandler(label: label, level: level)
         }
     }
 }

@@ -5,19 +5,25 @@ public import Logging
 /// (`grep ' AUDIT '`) as surely as it picks JSON lines with `"audit":true`.
 public struct TextLogHandler: LogHandler {
     private var stream: StreamLogHandler
+    /// The shared level, when there is one; else the stream's own.
+    private let levelSwitch: LogLevelSwitch?
 
     /// Writes to standard error.
-    public init(label: String) {
+    public init(label: String, level: LogLevelSwitch? = nil) {
         stream = .standardError(label: label)
+        levelSwitch = level
     }
 
-    public init(label: String, stream: any TextOutputStream & Sendable) {
+    public init(label: String, stream: any TextOutputStream & Sendable, level: LogLevelSwitch? = nil) {
         self.stream = StreamLogHandler(label: label, stream: stream)
+        levelSwitch = level
     }
 
     public var logLevel: Logger.Level {
-        get { stream.logLevel }
-        set { stream.logLevel = newValue }
+        get { levelSwitch?.current ?? stream.logLevel }
+        set {
+            if let levelSwitch { levelSwitch.current = newValue } else { stream.logLevel = newValue }
+        }
     }
 
     public var metadata: Logger.Metadata {

@@ -10,8 +10,8 @@ struct AuthenticationThrottle {
         var blockedUntil: UInt64
     }
 
-    /// Failures tolerated before the address is throttled.
-    let threshold: Int
+    /// Failures tolerated before the address is throttled (changeable: a live reload).
+    var threshold: Int
     /// The first back-off; each further failure doubles it.
     let baseDelay: UInt64 = 1_000_000_000
     let maxDelay: UInt64 = 300 * 1_000_000_000

@@ -23,11 +23,14 @@ public final class JobServer: Service, Sendable {
 
     public let configuration: Configuration
     private let logger: Logger
-    private let core: JobServerCore
+    let core: JobServerCore
     private let listening: EventLoopPromise<[SocketAddress]>
     private let queueStore: any QueueStore
     private let nextConnectionID = NIOLockedValueBox<UInt64>(0)
     private let tlsContexts = NIOLockedValueBox<[Int: TLSContext]>([:])
+    /// The TLS configuration of each TLS listener, by index: the configuration's, until a reload
+    /// replaces it.
+    private let tlsConfigurations: NIOLockedValueBox<[Int: TLSConfiguration]>
 
     /// Creates a server; nothing is bound until `run()`.
     /// - Parameters:
@@ -65,6 +68,11 @@ public final class JobServer: Service, Sendable {
             eventLoop: eventLoop, configuration: machineConfiguration, access: configuration.accessControl,
             shutdownTimeout: configuration.shutdownTimeout, store: queueStore, logger: logger, metrics: metrics)
         self.listening = eventLoop.makePromise()
+        var tlsConfigurations: [Int: TLSConfiguration] = [:]
+        for (index, listener) in configuration.listeners.enumerated() {
+            tlsConfigurations[index] = listener.tls
+        }
+        self.tlsConfigurations = NIOLockedValueBox(tlsConfigurations)
     }
 
     /// The addresses the server listens on, once `run()` has bound them (useful with port 0).
@@ -150,19 +158,23 @@ public final class JobServer: Service, Sendable {
     // MARK: TLS material
 
     /// Builds the TLS context of every TLS listener from its files. All or nothing: on any error
-    /// the contexts in use stay as they are.
-    private func loadTLSContexts() throws(TLSError) {
+    /// the contexts (and configurations) in use stay as they are.
+    private func loadTLSContexts(_ replacement: TLSConfiguration? = nil) throws(TLSError) {
+        var configurations = tlsConfigurations.withLockedValue { $0 }
+        if let replacement {
+            for index in configurations.keys { configurations[index] = replacement }
+        }
         var contexts: [Int: TLSContext] = [:]
-        for (index, listener) in configuration.listeners.enumerated() {
-            guard let tls = listener.tls else { continue }
+        for (index, tls) in configurations {
             do {
                 contexts[index] = try TLSContext(configuration: tls)
             } catch {
                 var error = error
-                error.message = "listener \(listener): \(error.message)"
+                error.message = "listener \(configuration.listeners[index]): \(error.message)"
                 throw error
             }
         }
+        tlsConfigurations.withLockedValue { $0 = configurations }
         tlsContexts.withLockedValue { $0 = contexts }
     }
 
@@ -170,8 +182,15 @@ public final class JobServer: Service, Sendable {
     /// use the new material; live connections stay up. If any file is bad, nothing changes and the
     /// error says why.
     public func reloadTLS() throws(TLSError) {
+        try reloadTLS(replacingConfigurationWith: nil)
+    }
+
+    /// Like `reloadTLS()`, with every TLS listener's configuration (files, client authentication,
+    /// versions, handshake deadline) replaced by `configuration` — when a reloaded configuration
+    /// file names other files. Nil keeps the configurations. All or nothing.
+    public func reloadTLS(replacingConfigurationWith configuration: TLSConfiguration?) throws(TLSError) {
         do {
-            try loadTLSContexts()
+            try loadTLSContexts(configuration)
             logger.notice("TLS material reloaded")
         } catch {
             logger.error("TLS reload failed; keeping the previous material", metadata: ["error": "\(error)"])

@@ -132,6 +132,18 @@ final class JobServerCore: @unchecked Sendable {
         performActions()
     }
 
+    /// New limits from a live reload.
+    func updateLimits(_ limits: JobServer.Limits) {
+        eventLoop.preconditionInEventLoop()
+        machine.limitsChanged(limits)
+    }
+
+    /// The level `verbose` reports, after the log level changed.
+    func updateVerboseLevel(_ level: String) {
+        eventLoop.preconditionInEventLoop()
+        machine.verboseLevelChanged(level)
+    }
+
     /// A TLS handshake or stream failed; the handler closes that connection alone.
     func tlsFailed(_ id: ConnectionID, error: TLSError) {
         eventLoop.preconditionInEventLoop()

@@ -27,7 +27,8 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         var observesMetrics = false
     }
 
-    let configuration: Configuration
+    /// Changed while running only by `limitsChanged(_:)` and `verboseLevelChanged(_:)`.
+    var configuration: Configuration
     let clock: Clock
     var actions: [JobServerAction] = []
     /// What happened, for metrics; only filled when `configuration.observesMetrics`.

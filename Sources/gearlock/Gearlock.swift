@@ -9,7 +9,7 @@ struct Gearlock: AsyncParsableCommand {
         commandName: "gearlock",
         abstract: "A Gearman job server for untrusted networks.",
         version: JobServer.version,
-        subcommands: [ServeCommand.self, SubmitCommand.self, WorkCommand.self, AdminCommand.self, CertsCommand.self, BenchCommand.self, ACLCommand.self]
+        subcommands: [ServeCommand.self, SubmitCommand.self, WorkCommand.self, AdminCommand.self, TopCommand.self, CertsCommand.self, BenchCommand.self, ACLCommand.self]
     )
 
     /// ArgumentParser's own `main`, with `serve --config FILE` expanded before parsing, and errors

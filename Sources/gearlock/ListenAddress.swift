@@ -2,7 +2,7 @@ import ArgumentParser
 import GearmanServer
 
 /// `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all of loopback's 127.0.0.1) on the command line.
-struct ListenAddress: ExpressibleByArgument, Sendable {
+struct ListenAddress: ExpressibleByArgument, Sendable, Equatable {
     var listener: JobServer.Configuration.Listener
 
     init?(argument: String) {

@@ -220,8 +220,9 @@ struct ServeCommand: AsyncParsableCommand {
             return
         }
         let logFormat = logFormat
-        var logger = Logger(label: "gearlock", factory: { logFormat.makeHandler(label: $0) })
-        logger.logLevel = logLevel
+        // One level for every copy of the logger's handlers, so that a reload changes it live.
+        let levelSwitch = LogLevelSwitch(logLevel)
+        let logger = Logger(label: "gearlock", factory: { logFormat.makeHandler(label: $0, level: levelSwitch) })
         var configuration = JobServer.Configuration()
         if let limit = FileDescriptorLimit.raiseSoftLimitToHard() {
             logger.info("open-file limit", metadata: ["limit": "\(limit)"])
@@ -305,7 +306,12 @@ struct ServeCommand: AsyncParsableCommand {
         let server = JobServer(configuration: configuration, queueStore: store, logger: logger)
         services += [
             .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
-            .init(service: ReloadOnHangupService(server: server, aclPath: acl, logger: logger)),
+            .init(
+                service: ReloadOnHangupService(
+                    server: server, settings: self,
+                    // `gearlock serve …` as typed: the reload reads the --config file again under it.
+                    commandLine: config == nil ? nil : Array(CommandLine.arguments.dropFirst(2)),
+                    logLevel: levelSwitch, logger: logger)),
         ]
         let group = ServiceGroup(
             configuration: .init(

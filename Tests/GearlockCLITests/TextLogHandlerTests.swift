@@ -38,3 +38,27 @@ struct TextLogHandlerTests {
         #expect(try #require(lines.all.first).hasSuffix("AUDIT permission_denied: denied\n"))
     }
 }
+
+@Suite("A log level shared by handlers")
+struct LogLevelSwitchTests {
+    @Test("changing the switch changes the level of every logger made with it, copies included")
+    func sharedLevel() {
+        let lines = CapturedLines()
+        let level = LogLevelSwitch(.info)
+        let logger = Logger(label: "gearlock") { TextLogHandler(label: $0, stream: CapturedStream(lines: lines), level: level) }
+        let copy = logger
+        let json = Logger(label: "gearlock") { JSONLogHandler(label: $0, output: lines.output, level: level) }
+        logger.debug("hidden")
+        json.debug("hidden")
+        level.current = .debug
+        copy.debug("shown")
+        json.debug("shown too")
+        #expect(lines.all.count == 2)
+        #expect(lines.all.first?.hasSuffix("shown\n") == true)
+        var setter = logger
+        setter.logLevel = .error
+        #expect(level.current == .error, "setting a handler's level sets the switch")
+        copy.warning("hidden")
+        #expect(lines.all.count == 2)
+    }
+}

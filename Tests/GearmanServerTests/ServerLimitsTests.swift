@@ -29,6 +29,36 @@ import Testing
         #expect(h.send(.echoRequest(payload: buf("x")), from: fourth).packets(to: fourth) == [.echoResponse(payload: buf("x"))])
     }
 
+    @Test func limitsChangedLiveApplyToWhatComesNextOnly() throws {
+        let h = Harness { $0.limits.maxConnections = 10 }
+        let admin = h.connect(peer: "10.0.0.1")
+        _ = h.connect(peer: "10.0.0.2")
+        _ = h.connect(peer: "10.0.0.3")
+        h.machine.limitsChanged(.init(maxConnections: 2, maxQueueBytes: 150, jobRetries: 3))
+        h.machine.verboseLevelChanged("DEBUG")
+        #expect(h.machine.connections.count == 3, "the connections already open stay")
+        let (fourth, outbox) = h.open(peer: "10.0.0.4")
+        Self.refused(outbox, fourth, reason: "the server's connection limit (2) is reached")
+        _ = try h.submit(Pkt.submitBG("f", unique: "u1", String(repeating: "p", count: 100)), from: admin)
+        let refused = h.send(Pkt.submitBG("f", unique: "u2", String(repeating: "p", count: 100)), from: admin)
+        #expect(refused.effects == [.send(Self.queueFull, to: admin)])
+        #expect(h.machine.configuration.jobRetries == 3)
+        #expect(h.adminReply("verbose", from: admin) == "OK DEBUG\n")
+    }
+
+    @Test func limitsChangedUpdateTheAuthenticationSettingsOnlyWithAccessControl() throws {
+        let plain = Harness()
+        plain.machine.limitsChanged(.init(authenticationTimeout: .seconds(1), failuresBeforeThrottling: 2))
+        #expect(plain.machine.access == nil)
+        #expect(plain.machine.throttle.threshold == 5)
+
+        let secured = try Harness.secured()
+        secured.machine.limitsChanged(.init(authenticationTimeout: .seconds(1), failuresBeforeThrottling: 2))
+        #expect(secured.machine.access?.authenticationTimeout == .seconds(1))
+        #expect(secured.machine.access?.failuresBeforeThrottling == 2)
+        #expect(secured.machine.throttle.threshold == 2)
+    }
+
     @Test func theLimitPerAddressCountsEachAddressOnItsOwn() {
         let h = Harness { $0.limits.maxConnectionsPerAddress = 2 }
         let a1 = h.connect(peer: "10.0.0.1")

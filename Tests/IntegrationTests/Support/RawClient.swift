@@ -1,6 +1,7 @@
 import GearmanProtocol
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// Why a wait on the server ended without the frame a test wanted.
 struct RawClientError: Error, CustomStringConvertible {
@@ -76,6 +77,11 @@ final class FrameCollector: ChannelInboundHandler {
     }
 }
 
+/// The collector a new connection's initializer added.
+private final class AddedCollector: Sendable {
+    let collector = Mutex<NIOLoopBound<FrameCollector>?>(nil)
+}
+
 /// A raw Gearman connection for tests: sends packets and text lines, and receives what the server
 /// sends as `RawFrame`s. Every wait has a deadline, so a broken server fails a test instead of hanging it.
 final class RawClient: Sendable {
@@ -92,20 +98,23 @@ final class RawClient: Sendable {
     }
 
     static func connect(host: String, port: Int, label: String = "client") async throws -> RawClient {
+        // The collector is kept as it is added: a server that refuses the connection may close it
+        // (and its pipeline) before `connect` returns, and what it sent is still in the collector.
+        let added = AddedCollector()
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(5))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers(
-                        ByteToMessageHandler(RawFrameDecoder()), FrameCollector())
+                    let collector = FrameCollector()
+                    try channel.pipeline.syncOperations.addHandlers(ByteToMessageHandler(RawFrameDecoder()), collector)
+                    added.collector.withLock { $0 = NIOLoopBound(collector, eventLoop: channel.eventLoop) }
                 }
             }
         let channel = try await bootstrap.connect(host: host, port: port).get()
-        let collector = try await channel.eventLoop.submit {
-            NIOLoopBound(
-                try channel.pipeline.syncOperations.handler(type: FrameCollector.self), eventLoop: channel.eventLoop)
-        }.get()
+        guard let collector = added.collector.withLock({ $0 }) else {
+            throw RawClientError(description: "\(label): the connection has no frame collector")
+        }
         return RawClient(channel: channel, collector: collector, label: label)
     }
 
