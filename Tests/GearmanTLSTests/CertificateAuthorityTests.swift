@@ -6,7 +6,7 @@ import Testing
 
 /// `gearlock certs`' CA, checked from the outside with the `openssl` CLI (what it writes is what
 /// any other TLS stack would read), and by a real mutual-TLS handshake through `TLSHandler`.
-@Suite("CertificateAuthority")
+@Suite("CertificateAuthority", .timeLimit(.minutes(5)))
 struct CertificateAuthorityTests {
     // MARK: The CA
 

@@ -11,7 +11,7 @@ import Testing
 ///
 /// The tests are synchronous on purpose: an `EmbeddedEventLoop` may only be used from the thread
 /// that made it.
-@Suite("TLSHandler over in-memory channels")
+@Suite("TLSHandler over in-memory channels", .timeLimit(.minutes(5)))
 struct TLSHandlerTests {
     // MARK: Handshake
 

@@ -4,7 +4,7 @@ import Testing
 
 /// The admin reply parsers, on the exact lines gearmand 1.1.20 sent in the probe (notes §A), and
 /// on malformed lines. No sockets.
-@Suite("Admin reply parsing")
+@Suite("Admin reply parsing", .timeLimit(.minutes(5)))
 struct AdminReplyParsingTests {
     typealias FunctionStatus = GearmanAdminClient.FunctionStatus
     typealias FunctionPriorityStatus = GearmanAdminClient.FunctionPriorityStatus

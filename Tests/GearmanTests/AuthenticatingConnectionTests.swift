@@ -104,7 +104,7 @@ private final class FakeAuthServerHandler: ChannelInboundHandler {
 
 /// The client, worker and admin client authenticating through `ConnectionPool` and
 /// `GearmanConnection.connect` against `FakeAuthServer`.
-@Suite("Authenticating connections")
+@Suite("Authenticating connections", .timeLimit(.minutes(5)))
 struct AuthenticatingConnectionTests {
     static let wrongSecret = "wrong-secret-7f3a"
 

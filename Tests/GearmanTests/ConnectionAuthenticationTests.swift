@@ -61,7 +61,7 @@ final class ReadinessBox: @unchecked Sendable {
     var result: Result<Void, any Error>?
 }
 
-@Suite("Connection authentication")
+@Suite("Connection authentication", .timeLimit(.minutes(5)))
 struct ConnectionAuthenticationTests {
     // MARK: Binary connections
 

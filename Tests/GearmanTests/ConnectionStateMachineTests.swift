@@ -106,7 +106,7 @@ final class MachineDriver {
     var isClosed: Bool { machine.isClosed }
 }
 
-@Suite("ConnectionStateMachine")
+@Suite("ConnectionStateMachine", .timeLimit(.minutes(5)))
 struct ConnectionStateMachineTests {
     @Test func repliesAreMatchedFirstInFirstOut() {
         let machine = MachineDriver()

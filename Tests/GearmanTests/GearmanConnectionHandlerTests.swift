@@ -100,7 +100,7 @@ func decodedPackets(_ buffer: ByteBuffer) throws -> [GearmanPacket] {
     return packets
 }
 
-@Suite("GearmanConnectionHandler")
+@Suite("GearmanConnectionHandler", .timeLimit(.minutes(5)))
 struct GearmanConnectionHandlerTests {
     @Test func submissionAndItsEventsInOneRead() async throws {
         let fake = try FakeServerConnection()
@@ -364,7 +364,7 @@ final class WakeCounter: @unchecked Sendable {
     var count = 0
 }
 
-@Suite("Flushing once per turn of the event loop")
+@Suite("Flushing once per turn of the event loop", .timeLimit(.minutes(5)))
 struct CoalescedFlushTests {
     @Test("requests written in one turn leave together, when the queued flush runs")
     func requestsOfOneTurnShareOneFlush() throws {

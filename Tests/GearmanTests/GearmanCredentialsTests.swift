@@ -3,7 +3,7 @@ import Testing
 
 @testable import Gearman
 
-@Suite("GearmanCredentials")
+@Suite("GearmanCredentials", .timeLimit(.minutes(5)))
 struct GearmanCredentialsTests {
     // MARK: Validation
 

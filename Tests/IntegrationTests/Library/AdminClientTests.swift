@@ -9,7 +9,7 @@ import Glibc
 #endif
 
 /// `GearmanAdminClient` and `gearlock admin` against both servers on loopback.
-@Suite("Admin client")
+@Suite("Admin client", .timeLimit(.minutes(5)))
 struct AdminClientTests {
     typealias FunctionStatus = GearmanAdminClient.FunctionStatus
     typealias FunctionPriorityStatus = GearmanAdminClient.FunctionPriorityStatus
@@ -229,7 +229,7 @@ struct AdminClientTests {
 
 extension AdminClientTests {
     /// `gearlock admin` run as a process against both servers: its tables, `--raw`, and exit statuses.
-    @Suite("gearlock admin binary")
+    @Suite("gearlock admin binary", .timeLimit(.minutes(5)))
     struct Binary {
         static func run(_ server: TestServer, _ arguments: String...) async throws -> ProcessResult {
             try await runProcess(GearlockBinary.path, ["admin", "--server", "127.0.0.1:\(server.port)"] + arguments)

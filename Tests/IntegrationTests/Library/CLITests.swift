@@ -37,7 +37,7 @@ extension TestServer {
 }
 
 /// `gearlock submit` and `gearlock work`, the binary, against both servers and the reference tools.
-@Suite("gearlock submit and work")
+@Suite("gearlock submit and work", .timeLimit(.minutes(5)))
 struct CLITests {
     @Test("gearlock work -- rev + gearlock submit hello prints olleh; -c 1 exits 0", arguments: ServerKind.allCases)
     func roundTrip(kind: ServerKind) async throws {
