@@ -36,7 +36,7 @@ struct ACLCommand: ParsableCommand {
             do {
                 policy = try AccessPolicy.load(contentsOfFile: file)
             } catch {
-                for line in error.lines { ACLCommand.printError(line) }
+                for line in error.lines { StandardStream.printError(line) }
                 throw ExitCode.failure
             }
             print("\(Self.count(policy.tenants.count, "tenant")), \(Self.count(policy.principals.count, "principal"))")
@@ -71,7 +71,7 @@ struct ACLCommand: ParsableCommand {
             print("secret: \(secret)")
             print("hash: \(hash)")
             let name = principal ?? "NAME"
-            ACLCommand.printError(
+            StandardStream.printError(
                 """
 
                 Put only the hash in the ACL file, e.g.:
@@ -85,13 +85,4 @@ struct ACLCommand: ParsableCommand {
         }
     }
 
-    static func printError(_ text: String) {
-        var bytes = Array((text + "\n").utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { return }
-            bytes = bytes.dropFirst(written)
-        }
-    }
 }

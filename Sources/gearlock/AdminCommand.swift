@@ -72,7 +72,7 @@ struct AdminCommand: AsyncParsableCommand {
                 let lines = try await client.raw(line, list: list, timeout: timeout)
                 // A list answered with ERR arrives as that single line.
                 if lines.count == 1, lines[0] == "ERR" || lines[0].hasPrefix("ERR ") {
-                    printError(lines[0])
+                    StandardStream.printError(lines[0])
                     throw Exit.serverError
                 }
                 // The reply's lines as the server sent them, each ending in \n (gearmand ends some in \r\n).
@@ -81,7 +81,7 @@ struct AdminCommand: AsyncParsableCommand {
                 print(try await typed(client, timeout), terminator: "")
             }
         } catch let error as GearmanError {
-            printError("Error: " + Self.describe(error, server: server))
+            StandardStream.printError("Error: " + Self.describe(error, server: server))
             throw Self.exitCode(for: error)
         }
     }
@@ -104,16 +104,6 @@ struct AdminCommand: AsyncParsableCommand {
         case .authenticationFailed: Exit.authenticationFailed
         case .invalidArgument: .validationFailure
         default: Exit.unavailable
-        }
-    }
-
-    private func printError(_ text: String) {
-        var bytes = Array((text + "\n").utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { return }
-            bytes = bytes.dropFirst(written)
         }
     }
 

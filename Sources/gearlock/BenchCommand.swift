@@ -221,7 +221,7 @@ struct BenchCommand: AsyncParsableCommand {
         let clientList = (0..<clients).map { _ in GearmanClient(configuration: .init(connection: options)) }
         defer { for client in clientList { client.shutdown() } }
         if let failure = await Self.connect(clientList, timeout: options.connectTimeout) {
-            Self.printError("gearlock bench: cannot reach \(server): \(failure)")
+            StandardStream.printError("gearlock bench: cannot reach \(server): \(failure)")
             throw ExitCode.failure
         }
 
@@ -369,10 +369,10 @@ struct BenchCommand: AsyncParsableCommand {
         let output = json ? report.json() : report.table()
         try await StandardStream.writeAll(output, to: STDOUT_FILENO)
         if let firstError = outcome.firstError {
-            Self.printError("gearlock bench: \(outcome.errors) error(s); the first: \(firstError)")
+            StandardStream.printError("gearlock bench: \(outcome.errors) error(s); the first: \(firstError)")
         }
         if outcome.mismatches > 0 {
-            Self.printError("gearlock bench: \(outcome.mismatches) result(s) differed from the payload sent")
+            StandardStream.printError("gearlock bench: \(outcome.mismatches) result(s) differed from the payload sent")
         }
         if outcome.errors > 0 || outcome.mismatches > 0 { throw ExitCode.failure }
     }
@@ -466,7 +466,7 @@ struct BenchCommand: AsyncParsableCommand {
         let admin = GearmanAdminClient(server: options.servers[0], options: options)
         defer { admin.close() }
         if await !admin.waitForWorkers(workers, function: function, timeout: .seconds(10)) {
-            Self.printError("gearlock bench: the server's `status` did not show \(workers) workers for \(function) within 10 s; starting anyway")
+            StandardStream.printError("gearlock bench: the server's `status` did not show \(workers) workers for \(function) within 10 s; starting anyway")
         }
     }
 
@@ -517,13 +517,4 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 
-    static func printError(_ text: String) {
-        var bytes = Array((text + "\n").utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { return }
-            bytes = bytes.dropFirst(written)
-        }
-    }
 }

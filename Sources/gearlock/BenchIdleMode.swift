@@ -32,7 +32,7 @@ extension BenchCommand {
         }
 
         if let serverPid, let limit = ProcessStats.openFileLimit(pid: serverPid), limit < connections + 64 {
-            Self.printError(
+            StandardStream.printError(
                 "gearlock bench: the server may open \(limit) files (its RLIMIT_NOFILE), too few for \(connections) connections: "
                     + "start it with a higher `ulimit -n`")
         }

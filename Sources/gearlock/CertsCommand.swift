@@ -42,20 +42,11 @@ struct CertsCommand: ParsableCommand {
             return try body()
         } catch {
             let reasons = error.openSSLErrors.isEmpty ? "" : " (OpenSSL: \(error.openSSLErrors.joined(separator: "; ")))"
-            printError("gearlock certs: \(error.message)\(reasons)")
+            StandardStream.printError("gearlock certs: \(error.message)\(reasons)")
             throw ExitCode.failure
         }
     }
 
-    private static func printError(_ text: String) {
-        var bytes = Array((text + "\n").utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { return }
-            bytes = bytes.dropFirst(written)
-        }
-    }
 
     /// `2035-05-01 12:00 UTC`.
     static func date(_ epoch: Int64) -> String {

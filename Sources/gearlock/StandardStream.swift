@@ -16,6 +16,18 @@ enum StandardStream {
         var description: String
     }
 
+    /// Writes `text` and a newline to stderr, whole (a short write is continued), for messages
+    /// printed around a running command; a failed write is dropped.
+    static func printError(_ text: String) {
+        var bytes = Array((text + "\n").utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { return }
+            bytes = bytes.dropFirst(written)
+        }
+    }
+
     /// Whether `descriptor` is a terminal.
     static func isTerminal(_ descriptor: CInt) -> Bool {
         isatty(descriptor) == 1

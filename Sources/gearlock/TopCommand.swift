@@ -69,7 +69,7 @@ struct TopCommand: AsyncParsableCommand {
             let view = TopView(server: fetcher.server, current: try await fetcher.snapshot(), sort: sort)
             print(view.lines().joined(separator: "\n"))
         } catch {
-            printError("Error: " + AdminCommand.describe(error, server: fetcher.client.server))
+            StandardStream.printError("Error: " + AdminCommand.describe(error, server: fetcher.client.server))
             throw AdminCommand.exitCode(for: error)
         }
     }
@@ -140,7 +140,7 @@ struct TopCommand: AsyncParsableCommand {
         }
         screen.restore()
         if let failure {
-            printError("Error: " + AdminCommand.describe(failure, server: client.server))
+            StandardStream.printError("Error: " + AdminCommand.describe(failure, server: client.server))
             throw AdminCommand.exitCode(for: failure)
         }
     }
@@ -154,15 +154,6 @@ struct TopCommand: AsyncParsableCommand {
         }
     }
 
-    private func printError(_ text: String) {
-        var bytes = Array((text + "\n").utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { return }
-            bytes = bytes.dropFirst(written)
-        }
-    }
 }
 
 /// One round of admin commands, as a `TopSnapshot`.

@@ -111,6 +111,15 @@ final class TLSObserver: ChannelInboundHandler {
         }
         context.fireChannelInactive()
     }
+
+    /// A connection that never became active (its connect failed or timed out) is never
+    /// inactive either: the promise is settled here, so it does not leak.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        if !settled {
+            settled = true
+            handshake.fail(RawClientError(description: "the connection ended before the TLS handshake"))
+        }
+    }
 }
 
 /// Like `RawClient`, but over `TLSHandler`: sends packets and text lines, receives `RawFrame`s,
