@@ -91,8 +91,10 @@ final class RawClient: Sendable {
         self.label = label
     }
 
-    static func connect(host: String, port: Int, label: String = "client") async throws -> RawClient {
-        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+    /// - Parameter sourceAddress: the local IP address to connect from (e.g. another address of
+    ///   127.0.0.0/8, to be another peer for per-address limits); nil lets the kernel choose.
+    static func connect(host: String, port: Int, label: String = "client", from sourceAddress: String? = nil) async throws -> RawClient {
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(5))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -101,6 +103,9 @@ final class RawClient: Sendable {
                         ByteToMessageHandler(RawFrameDecoder()), FrameCollector())
                 }
             }
+        if let sourceAddress {
+            bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: sourceAddress, port: 0))
+        }
         let channel = try await bootstrap.connect(host: host, port: port).get()
         let collector = try await channel.eventLoop.submit {
             NIOLoopBound(
