@@ -111,6 +111,16 @@ final class TLSObserver: ChannelInboundHandler {
         }
         context.fireChannelInactive()
     }
+
+    /// A channel that never became active (its connect failed, e.g. on a loaded machine) is torn
+    /// down without `channelInactive`: the promise must still be completed, or NIO's debug build
+    /// traps on the leaked promise and takes the whole test process down.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        if !settled {
+            settled = true
+            handshake.fail(RawClientError(description: "the connection ended before the TLS handshake completed"))
+        }
+    }
 }
 
 /// Like `RawClient`, but over `TLSHandler`: sends packets and text lines, receives `RawFrame`s,
