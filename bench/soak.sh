@@ -5,7 +5,7 @@
 #   bench/soak.sh [--seconds N] [--rss-tolerance-mib M] [--seed S]
 #
 # --seconds is the length of the soak after a warm-up (default 600, the documented long run; CI runs
-# 60 with the debug build). The load: 3 foreground clients, a paced background submitter on the
+# 50 with the debug build). The load: 3 foreground clients, a paced background submitter on the
 # SQLite queue, 3 + 2 `gearlock work` workers (the foreground ones SIGKILLed at random every 0.5-2 s
 # and replaced, --job-retries 3), connection churn (FIN, RST, half a header) and garbage connections
 # (seeded random bytes, --packet-timeout 2). bench/soak.py holds the driver and lists every check.
