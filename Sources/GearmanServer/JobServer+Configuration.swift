@@ -48,6 +48,13 @@ extension JobServer {
         /// Bytes of payload (and unique and reducer) live jobs may hold in all; a submission that
         /// would go over gets ERROR QUEUE_ERROR and nothing is queued. Default nil: no limit.
         public var maxQueueBytes: UInt64?
+        /// The slow-loris guard: a packet or admin line that has begun to arrive must be complete
+        /// within this time, extended by one second per `incompletePacketMinimumRate` bytes received
+        /// meanwhile; otherwise the connection gets ERROR `TIMEOUT` and is closed. Idle connections
+        /// (nothing buffered) are never timed. Default 30 seconds; nil turns the guard off.
+        public var incompletePacketTimeout: TimeAmount? = .seconds(30)
+        /// Bytes per second that extend `incompletePacketTimeout` by one second. Default 500.
+        public var incompletePacketMinimumRate: Int = 500
         /// The ACL and authentication settings. Default nil: no ACL, every connection may do
         /// everything (as gearmand).
         public var accessControl: AccessControl?

@@ -123,6 +123,11 @@ public final class JobServer: Service, Sendable {
         let preauthenticationLimit = configuration.accessControl.map {
             min($0.preauthenticationMaxPacketSize, configuration.maxPacketSize)
         }
+        let packetDeadline = configuration.incompletePacketTimeout.flatMap { timeout -> IncompletePacketDeadline.Settings? in
+            guard timeout.nanoseconds > 0 else { return nil }
+            return IncompletePacketDeadline.Settings(
+                timeoutNanoseconds: UInt64(timeout.nanoseconds), minimumRate: UInt64(max(1, configuration.incompletePacketMinimumRate)))
+        }
         for (index, listener) in configuration.listeners.enumerated() {
             let tlsContexts = self.tlsContexts
             let bootstrap = ServerBootstrap(group: core.eventLoop)
@@ -144,7 +149,7 @@ public final class JobServer: Service, Sendable {
                         try channel.pipeline.syncOperations.addHandler(
                             ServerConnectionHandler(
                                 core: core, id: id, listener: index, limits: decoderLimits,
-                                preauthenticationLimit: preauthenticationLimit))
+                                preauthenticationLimit: preauthenticationLimit, packetDeadline: packetDeadline))
                     }
                 }
             let channel = try await bootstrap.bind(host: listener.host, port: listener.port).get()

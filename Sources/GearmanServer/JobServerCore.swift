@@ -173,6 +173,26 @@ final class JobServerCore: @unchecked Sendable {
         output.channel.close(promise: nil)
     }
 
+    /// A packet (or admin line) began to arrive but did not complete before its deadline (a
+    /// slow-loris, or a peer that stalled mid-packet): the connection gets an error in its own
+    /// dialect and is closed.
+    func incompletePacketTimedOut(_ id: ConnectionID, isText: Bool, bufferedBytes: Int) {
+        eventLoop.preconditionInEventLoop()
+        logger.notice(
+            "closing connection: a packet did not complete in time",
+            metadata: ["gearman.connection": "\(id)", "gearman.buffered_bytes": "\(bufferedBytes)"])
+        guard var output = outputs[id] else { return }
+        let message = "Packet not completed in time (\(bufferedBytes) bytes received)"
+        if isText {
+            output.append(text: AdminReply.error(ErrorCode.timeout, message))
+        } else {
+            output.append(.error(code: ErrorCode.timeout, text: message))
+        }
+        output.flush()
+        outputs[id] = output
+        output.channel.close(promise: nil)
+    }
+
     // MARK: Actions
 
     /// Performs what the machine asked for. Closing a channel can re-enter (its `channelInactive`

@@ -552,6 +552,7 @@ enum ErrorCode {
     static let authenticationFailed = "AUTH_FAILED"
     static let permissionDenied = "PERMISSION_DENIED"
     static let quotaExceeded = "QUOTA_EXCEEDED"
+    static let timeout = "TIMEOUT"
 }
 
 struct AuthenticationDeadline: Comparable {

@@ -11,7 +11,8 @@ enum ServerConnectionEvent: Sendable {
 /// The per-connection channel handler: decodes frames, collects those of one read cycle and hands
 /// them to the core in one call. It does no protocol reasoning of its own. While a connection is
 /// paused at the pre-authentication cap it holds further reads, so a waiting peer cannot make the
-/// server buffer without bound.
+/// server buffer without bound. A packet that has begun to arrive must complete before its
+/// `IncompletePacketDeadline` (the slow-loris guard), or the connection is closed with an error.
 final class ServerConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = Any
@@ -26,18 +27,24 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     private var failed = false
     private var pauseReported = false
     private var readHeld = false
+    private let bufferedKind = BufferedFrameKind()
+    private var packetDeadline: IncompletePacketDeadline?
+    private var packetTimer: (deadline: UInt64, task: Scheduled<Void>)?
 
-    /// - Parameter preauthenticationLimit: the packet cap until the core lifts it; nil for none.
+    /// - Parameters:
+    ///   - preauthenticationLimit: the packet cap until the core lifts it; nil for none.
+    ///   - packetDeadline: the slow-loris guard; nil for none.
     init(
         core: JobServerCore, id: ConnectionID, listener: Int, limits: GearmanFrameDecoder.Limits,
-        preauthenticationLimit: UInt32?
+        preauthenticationLimit: UInt32?, packetDeadline: IncompletePacketDeadline.Settings?
     ) {
         self.core = core
         self.id = id
         self.listener = listener
         self.gate = PreauthenticationGate(limit: preauthenticationLimit)
         self.processor = NIOSingleStepByteToMessageProcessor(
-            ServerFrameDecoder(frames: GearmanFrameDecoder(limits: limits), gate: gate))
+            ServerFrameDecoder(frames: GearmanFrameDecoder(limits: limits), gate: gate, bufferedKind: bufferedKind))
+        self.packetDeadline = packetDeadline.map(IncompletePacketDeadline.init(settings:))
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -57,6 +64,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        cancelPacketTimer()
         if !failed && gate.pausedAtSize == nil {
             try? processor.finishProcessing(seenEOF: true) { frames.append($0) }
         }
@@ -97,8 +105,14 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        cancelPacketTimer()
+    }
+
     private func decode(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
         guard !failed else { return }
+        let received = buffer.readableBytes
+        defer { if !failed { timePartialPacket(received: received, context: context) } }
         do {
             try processor.process(buffer: buffer) { frames.append($0) }
         } catch let error as GearmanProtocolError {
@@ -131,6 +145,59 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
             context.read()
         }
     }
+
+    // MARK: Slow-loris guard
+
+    /// Starts, extends or stops the incomplete-packet deadline after a read was decoded.
+    private func timePartialPacket(received: Int, context: ChannelHandlerContext) {
+        guard var deadline = packetDeadline else { return }
+        if gate.pausedAtSize != nil {
+            deadline.suspend()  // the server holds this packet, not the peer
+        } else {
+            deadline.bytesArrived(received, unprocessed: processor.unprocessedBytes, now: Self.now)
+        }
+        packetDeadline = deadline
+        armPacketTimer(context: context)
+    }
+
+    private func armPacketTimer(context: ChannelHandlerContext) {
+        guard let due = packetDeadline?.deadline else {
+            cancelPacketTimer()
+            return
+        }
+        // A timer due no later than needed is kept: firing early only re-arms it.
+        if let packetTimer, packetTimer.deadline <= due { return }
+        cancelPacketTimer()
+        let now = Self.now
+        let delay = due > now ? Int64(clamping: due - now) : 0
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let task = context.eventLoop.scheduleTask(in: .nanoseconds(delay)) {
+            let (handler, context) = bound.value
+            handler.packetTimer = nil
+            handler.packetTimerFired(context: context)
+        }
+        packetTimer = (due, task)
+    }
+
+    private func packetTimerFired(context: ChannelHandlerContext) {
+        guard !failed, let deadline = packetDeadline else { return }
+        guard deadline.hasExpired(now: Self.now) else {
+            armPacketTimer(context: context)
+            return
+        }
+        failed = true
+        deliverFrames()
+        let buffered = processor.unprocessedBytes
+        let isText = bufferedKind.isText
+        onCore { core, id in core.incompletePacketTimedOut(id, isText: isText, bufferedBytes: buffered) }
+    }
+
+    private func cancelPacketTimer() {
+        packetTimer?.task.cancel()
+        packetTimer = nil
+    }
+
+    private static var now: UInt64 { NIODeadline.now().uptimeNanoseconds }
 
     private func deliverFrames() {
         guard !frames.isEmpty else { return }

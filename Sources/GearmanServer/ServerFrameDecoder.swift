@@ -14,6 +14,12 @@ final class PreauthenticationGate {
     }
 }
 
+/// Whether the bytes a connection has buffered (the start of a frame not yet complete) are a text
+/// line rather than a binary packet, so a timed-out peer is answered in its own dialect.
+final class BufferedFrameKind {
+    var isText = false
+}
+
 /// `GearmanFrameDecoder` behind the pre-authentication gate: while the gate is down, a packet that
 /// declares more than the cap is not decoded; decoding pauses there until the server has decided
 /// (the packets before it may have authenticated the connection).
@@ -22,9 +28,13 @@ struct ServerFrameDecoder: NIOSingleStepByteToMessageDecoder {
 
     var frames: GearmanFrameDecoder
     let gate: PreauthenticationGate
+    let bufferedKind: BufferedFrameKind
 
     mutating func decode(buffer: inout ByteBuffer) throws -> GearmanFrame? {
         guard passesGate(buffer) else { return nil }
+        if let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) {
+            bufferedKind.isText = first != 0
+        }
         return try frames.decode(buffer: &buffer)
     }
 

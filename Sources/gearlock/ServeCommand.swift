@@ -137,6 +137,16 @@ struct ServeCommand: AsyncParsableCommand {
             valueName: "bytes"))
     var maxQueueBytes: UInt64?
 
+    @Option(
+        help: ArgumentHelp(
+            "Seconds a packet or admin line that has begun to arrive may take to complete, plus one second per "
+                + "--packet-min-rate bytes received; then ERROR TIMEOUT and the connection is closed (0 = off).",
+            valueName: "seconds"))
+    var packetTimeout: Double = 30
+
+    @Option(help: ArgumentHelp("Bytes received that extend --packet-timeout by one second.", valueName: "bytes"))
+    var packetMinRate: Int = 500
+
     @Option(help: "Seconds a graceful stop waits for running jobs.")
     var shutdownTimeout: Int = 30
 
@@ -161,6 +171,10 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--max-connections-per-address must be at least 1")
         }
         if let maxQueueBytes, maxQueueBytes < 1 { throw ValidationError("--max-queue-bytes must be at least 1") }
+        guard packetTimeout >= 0, packetTimeout.isFinite else {
+            throw ValidationError("--packet-timeout must be 0 (off) or a positive number of seconds")
+        }
+        guard packetMinRate >= 1 else { throw ValidationError("--packet-min-rate must be at least 1") }
         guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must not be negative") }
         if let prefix = jobHandlePrefix {
             let limit = JobServer.Configuration.maxJobHandlePrefixLength
@@ -242,6 +256,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.maxConnections = maxConnections
         configuration.maxConnectionsPerAddress = maxConnectionsPerAddress
         configuration.maxQueueBytes = maxQueueBytes
+        configuration.incompletePacketTimeout = packetTimeout > 0 ? .nanoseconds(Int64(packetTimeout * 1e9)) : nil
+        configuration.incompletePacketMinimumRate = packetMinRate
         if let acl {
             let policy: AccessPolicy
             do {

@@ -65,6 +65,8 @@ enum ServeReload {
         Key("shutdown-timeout") { $0.shutdownTimeout },
         Key("log-format") { $0.logFormat },
         Key("metrics-listen") { $0.metricsListen?.description },
+        Key("packet-timeout") { $0.packetTimeout },
+        Key("packet-min-rate") { $0.packetMinRate },
     ]
 
     /// Options of `serve` that no list above names (a new option nobody sorted): the reload

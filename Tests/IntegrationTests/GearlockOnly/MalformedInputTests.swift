@@ -8,6 +8,9 @@ struct MalformedInputTests {
     enum Input: String, CaseIterable, CustomTestStringConvertible {
         case badMagic
         case type2to31
+        case typeMax
+        case type0
+        case unknownType43
         case declaredSizeOverLimit
         case longAdminLine
         case longField
@@ -25,6 +28,11 @@ struct MalformedInputTests {
                 // One such header crashes gearmand 1.1.20.
                 var buffer = ByteBuffer(bytes: Magic.request)
                 buffer.writeInteger(UInt32(1) << 31)
+                buffer.writeInteger(UInt32(0))
+                return buffer
+            case .typeMax, .type0, .unknownType43:
+                var buffer = ByteBuffer(bytes: Magic.request)
+                buffer.writeInteger(self == .typeMax ? UInt32.max : self == .type0 ? 0 : 43)
                 buffer.writeInteger(UInt32(0))
                 return buffer
             case .declaredSizeOverLimit:

@@ -46,6 +46,27 @@ struct ServerLimitsBinaryTests {
         for client in kept.dropFirst() { await client.close() }
     }
 
+    @Test("--max-connections-per-address: the third connection from 127.0.0.2 gets QUOTA_EXCEEDED; 127.0.0.3 is still admitted")
+    func connectionLimitPerAddress() async throws {
+        try await withGearlockBinary(["--max-connections-per-address", "2"]) { port, _ in
+            var kept: [RawClient] = []
+            for index in 0..<2 {
+                let client = try await RawClient.connect(host: "127.0.0.1", port: port, label: "kept-\(index)", from: "127.0.0.2")
+                #expect(try await client.ping())
+                kept.append(client)
+            }
+            let extra = try await RawClient.connect(host: "127.0.0.1", port: port, label: "extra", from: "127.0.0.2")
+            let refusal = try await extra.receivePacket()
+            #expect(refusal.type == PacketType.error.rawValue, "\(refusal)")
+            #expect(String(buffer: refusal.payload).hasPrefix("QUOTA_EXCEEDED\0"), "\(refusal)")
+            _ = try await extra.framesUntilClose()
+            let other = try await RawClient.connect(host: "127.0.0.1", port: port, label: "other", from: "127.0.0.3")
+            #expect(try await other.ping(), "another address has its own count")
+            for client in kept { #expect(try await client.ping(), "the admitted connections still work") }
+            for client in kept + [other] { await client.close() }
+        }
+    }
+
     @Test("A submission over --max-queue-bytes gets QUEUE_ERROR, nothing is queued, and the server goes on")
     func queueByteLimit() async throws {
         let (port, process) = try await DurableQueueTests.startServer([
@@ -74,6 +95,31 @@ struct ServerLimitsBinaryTests {
         try await waitUntilAnswering(port: port, pid: process.pid, stillRunning: { process.isRunning })
         let limits = try #require(Self.limits(of: process.pid))
         #expect(limits.soft == hard && limits.hard == hard, "\(limits)")
+    }
+
+    @Test("Accepted connections have TCP keepalive on (the kernel's keepalive timer runs on the server's socket)")
+    func keepaliveOnAcceptedSockets() async throws {
+        try await withGearlockBinary { port, _ in
+            let idle = try await RawClient.connect(host: "127.0.0.1", port: port, label: "idle")
+            #expect(try await idle.ping())
+            // /proc/net/tcp: local address, remote address, state (01 = ESTABLISHED), queues, then
+            // "timer:when", where timer 2 is the keepalive timer. Without SO_KEEPALIVE an idle
+            // established socket has no timer (0).
+            let hex = String(port, radix: 16, uppercase: true)
+            let hexPort = String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+            // (cat: Foundation reads only the first page of this seq_file.)
+            let text = try await runProcess("/bin/cat", ["/proc/net/tcp"]).stdoutString
+            let suffix = ":" + hexPort
+            let rows: [[Substring]] = text.split(separator: "\n").dropFirst().map { $0.split(separator: " ") }
+            let accepted = rows.filter { (row: [Substring]) -> Bool in
+                row.count > 5 && row[1].hasSuffix(suffix) && row[3] == "01"
+            }
+            #expect(!accepted.isEmpty, "the server's end of the connection is in /proc/net/tcp")
+            for socket in accepted {
+                #expect(socket[5].hasPrefix("02:"), "timer field \(socket[5]) of \(socket[1]) -> \(socket[2])")
+            }
+            await idle.close()
+        }
     }
 
     /// The soft and hard "Max open files" of `pid`, from /proc.

@@ -97,11 +97,13 @@ final class RawClient: Sendable {
         self.label = label
     }
 
-    static func connect(host: String, port: Int, label: String = "client") async throws -> RawClient {
+    /// - Parameter sourceAddress: the local IP address to connect from (e.g. another address of
+    ///   127.0.0.0/8, to be another peer for per-address limits); nil lets the kernel choose.
+    static func connect(host: String, port: Int, label: String = "client", from sourceAddress: String? = nil) async throws -> RawClient {
         // The collector is kept as it is added: a server that refuses the connection may close it
         // (and its pipeline) before `connect` returns, and what it sent is still in the collector.
         let added = AddedCollector()
-        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(5))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -111,6 +113,9 @@ final class RawClient: Sendable {
                     added.collector.withLock { $0 = NIOLoopBound(collector, eventLoop: channel.eventLoop) }
                 }
             }
+        if let sourceAddress {
+            bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: sourceAddress, port: 0))
+        }
         let channel = try await bootstrap.connect(host: host, port: port).get()
         guard let collector = added.collector.withLock({ $0 }) else {
             throw RawClientError(description: "\(label): the connection has no frame collector")

@@ -112,12 +112,13 @@ final class TLSObserver: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
-    /// A connection that never became active (its connect failed or timed out) is never
-    /// inactive either: the promise is settled here, so it does not leak.
+    /// A channel that never became active (its connect failed, e.g. on a loaded machine) is torn
+    /// down without `channelInactive`: the promise must still be completed, or NIO's debug build
+    /// traps on the leaked promise and takes the whole test process down.
     func handlerRemoved(context: ChannelHandlerContext) {
         if !settled {
             settled = true
-            handshake.fail(RawClientError(description: "the connection ended before the TLS handshake"))
+            handshake.fail(RawClientError(description: "the connection ended before the TLS handshake completed"))
         }
     }
 }
