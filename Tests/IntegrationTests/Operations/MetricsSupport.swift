@@ -19,43 +19,26 @@ func withMetricsServer<T: Sendable>(
     _ body: (MetricsTestPorts, LiveProcess) async throws -> T
 ) async throws -> T {
     let pki = try TestPKI.shared()
-    var lastFailure = ""
-    for _ in 0..<3 {
-        let ports = MetricsTestPorts(
-            plaintext: try freeLoopbackPort(), tls: tls ? try freeLoopbackPort() : nil, metrics: try freeLoopbackPort())
-        var all = ["serve", "--listen", "127.0.0.1:\(ports.plaintext)", "--metrics-listen", "127.0.0.1:\(ports.metrics)",
-                   "--log-level", "info"]
-        if let port = ports.tls {
-            all += ["--tls-listen", "127.0.0.1:\(port)", "--tls-cert", pki.certificate("server"), "--tls-key", pki.key("server")]
-        }
-        let process = try LiveProcess(GearlockBinary.path, all + arguments, sourceLocation: sourceLocation)
-        var ready = await process.waitFor(timeout: .seconds(20)) { out, err in
-            (out + err).contains("metrics listening") && (out + err).contains("127.0.0.1:\(ports.plaintext)")
-        }
-        if ready {
-            do {
-                try await waitUntilAnswering(port: ports.plaintext, pid: process.pid, stillRunning: { process.isRunning })
-                _ = try await httpExchange(port: ports.metrics, "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
-            } catch {
-                ready = false
+    return try await withRetriedGearlockServe(
+        sourceLocation: sourceLocation, listenTimeout: .seconds(20),
+        makePorts: {
+            MetricsTestPorts(
+                plaintext: try freeLoopbackPort(), tls: tls ? try freeLoopbackPort() : nil, metrics: try freeLoopbackPort())
+        },
+        arguments: { ports in
+            var all = ["serve", "--listen", "127.0.0.1:\(ports.plaintext)", "--metrics-listen", "127.0.0.1:\(ports.metrics)",
+                       "--log-level", "info"]
+            if let port = ports.tls {
+                all += ["--tls-listen", "127.0.0.1:\(port)", "--tls-cert", pki.certificate("server"), "--tls-key", pki.key("server")]
             }
-        }
-        guard ready else {
-            await process.terminate()
-            lastFailure = "gearlock serve did not start: \(reprString(String(process.output.suffix(2000))))"
-            continue
-        }
-        do {
-            let result = try await body(ports, process)
-            await process.terminate()
-            return result
-        } catch {
-            await process.terminate()
-            throw error
-        }
-    }
-    Issue.record(Comment(rawValue: lastFailure), sourceLocation: sourceLocation)
-    throw RawClientError(description: "gearlock serve did not start")
+            return all + arguments
+        },
+        isListening: { ports, output in output.contains("metrics listening") && output.contains("127.0.0.1:\(ports.plaintext)") },
+        isReady: { ports, process in
+            try await waitUntilAnswering(port: ports.plaintext, pid: process.pid, stillRunning: { process.isRunning })
+            _ = try await httpExchange(port: ports.metrics, "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        },
+        body)
 }
 
 /// Sends `request` as it is to 127.0.0.1:`port` and returns everything the peer sent until it

@@ -60,6 +60,19 @@ struct TmuxPane {
     }
 }
 
+/// Runs `command` in a new pane for `body`, and kills the pane's tmux server afterwards, whether
+/// `body` returned or threw.
+func withTmuxPane(_ command: String, _ body: (TmuxPane) async throws -> Void) async throws {
+    let pane = try await TmuxPane(command)
+    do {
+        try await body(pane)
+    } catch {
+        await pane.kill()
+        throw error
+    }
+    await pane.kill()
+}
+
 /// `gearlock top`: the live view in a real pseudo-terminal (tmux), and `--once` for scripts.
 @Suite("gearlock top", .timeLimit(.minutes(3)), .serialized)
 struct TopCommandTests {
@@ -91,8 +104,7 @@ struct TopCommandTests {
     func liveView(quitKey: String) async throws {
         try await withGearlockBinary { port, _ in
             try await Self.submitBackground(port: port, function: "top.queued", count: 3)
-            let pane = try await TmuxPane(Self.shellLine(port: port))
-            do {
+            try await withTmuxPane(Self.shellLine(port: port)) { pane in
                 let screen = try await pane.screen(until: "top.queued with 3 queued") { screen in
                     Self.row("top.queued", in: screen).map { $0.count >= 5 && $0[1] == "3" && $0[2] == "0" } ?? false
                 }
@@ -118,11 +130,7 @@ struct TopCommandTests {
                 #expect(after.contains("modes: icanon echo"), "canonical mode and echo are back: \(after)")
                 #expect(!after.contains("top.queued"), "the table was left with the alternate screen: \(after)")
                 #expect(try await pane.display("#{alternate_on}") == "0")
-            } catch {
-                await pane.kill()
-                throw error
             }
-            await pane.kill()
         }
     }
 
@@ -132,8 +140,7 @@ struct TopCommandTests {
             for (index, name) in ["fit.a", "fit.b", "fit.c", "fit.d", "fit.e", "fit.f"].enumerated() {
                 try await Self.submitBackground(port: port, function: name, count: index + 1)
             }
-            let pane = try await TmuxPane(Self.shellLine(port: port))
-            do {
+            try await withTmuxPane(Self.shellLine(port: port)) { pane in
                 /// The first row under the column titles.
                 @Sendable func firstRow(_ screen: String) -> String? {
                     let lines = screen.split(separator: "\n", omittingEmptySubsequences: false)
@@ -155,30 +162,21 @@ struct TopCommandTests {
                 try await pane.sendKeys("q")
                 let after = try await pane.screen(until: "top's exit status") { $0.contains("top-exit=") }
                 #expect(after.contains("top-exit=0"), "\(after)")
-            } catch {
-                await pane.kill()
-                throw error
             }
-            await pane.kill()
         }
     }
 
     @Test("while the server is unreachable the view says why and keeps running; q still quits")
     func unreachableServer() async throws {
         let port = try freeLoopbackPort()
-        let pane = try await TmuxPane(Self.shellLine(port: port))
-        do {
+        try await withTmuxPane(Self.shellLine(port: port)) { pane in
             let screen = try await pane.screen(until: "the error") { $0.contains("error: ") }
             #expect(screen.contains("(retrying every 0.2s)"), "\(screen)")
             #expect(try await pane.display("#{pane_dead}") == "0", "top is still running")
             try await pane.sendKeys("q")
             let after = try await pane.screen(until: "top's exit status") { $0.contains("top-exit=") }
             #expect(after.contains("top-exit=0"), "\(after)")
-        } catch {
-            await pane.kill()
-            throw error
         }
-        await pane.kill()
     }
 
     @Test("--once (and any stdout that is not a terminal) prints one table and exits")

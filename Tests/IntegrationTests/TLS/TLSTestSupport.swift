@@ -403,41 +403,18 @@ func withGearlockTLSBinary<T: Sendable>(
     _ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation,
     _ body: (TLSTestPorts, LiveProcess) async throws -> T
 ) async throws -> T {
-    var lastFailure = ""
-    for _ in 0..<3 {
-        let ports = TLSTestPorts(plaintext: try freeLoopbackPort(), tls: try freeLoopbackPort())
-        let process = try LiveProcess(
-            GearlockBinary.path,
+    try await withRetriedGearlockServe(
+        sourceLocation: sourceLocation, listenTimeout: .seconds(10),
+        makePorts: { TLSTestPorts(plaintext: try freeLoopbackPort(), tls: try freeLoopbackPort()) },
+        arguments: { ports in
             ["serve", "--listen", "127.0.0.1:\(ports.plaintext)", "--tls-listen", "127.0.0.1:\(ports.tls)",
-             "--log-level", "info", "--queue", "memory"] + arguments,
-            sourceLocation: sourceLocation)
-        let listening = await process.waitFor(timeout: .seconds(10)) { out, err in
-            (out + err).contains("tls://127.0.0.1:\(ports.tls)")
-        }
-        var ready = listening
-        if listening {
-            do {
-                try await waitUntilAnswering(port: ports.plaintext, pid: process.pid, stillRunning: { process.isRunning })
-            } catch {
-                ready = false
-            }
-        }
-        guard ready else {
-            await process.terminate()
-            lastFailure = "gearlock serve \(arguments.joined(separator: " ")) did not start: \(reprString(String(process.output.suffix(2000))))"
-            continue
-        }
-        do {
-            let result = try await body(ports, process)
-            await process.terminate()
-            return result
-        } catch {
-            await process.terminate()
-            throw error
-        }
-    }
-    Issue.record(Comment(rawValue: lastFailure), sourceLocation: sourceLocation)
-    throw RawClientError(description: "gearlock serve did not start")
+             "--log-level", "info", "--queue", "memory"] + arguments
+        },
+        isListening: { ports, output in output.contains("tls://127.0.0.1:\(ports.tls)") },
+        isReady: { ports, process in
+            try await waitUntilAnswering(port: ports.plaintext, pid: process.pid, stillRunning: { process.isRunning })
+        },
+        body)
 }
 
 /// Counts the lines of `text` that contain `needle`.
