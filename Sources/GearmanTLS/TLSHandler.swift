@@ -32,6 +32,14 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var flushHeld = false
     /// Promises of writes encrypted but not yet handed to the network.
     private var unflushedPromises: [EventLoopPromise<Void>] = []
+    /// Small writes since the last flush, encrypted together at the flush so that they share TLS
+    /// records (one record per write costs a header, a tag and an encryption call each), and
+    /// the promises of those writes.
+    private var pendingPlaintext = ByteBuffer()
+    private var pendingPromises: [EventLoopPromise<Void>] = []
+    /// Writes up to this size wait for the flush in `pendingPlaintext`; larger ones are encrypted
+    /// at once (after what waits), without a copy.
+    public static let coalescingLimit = 4096
     private var receivedCloseNotify = false
 
     /// - Parameters:
@@ -172,9 +180,35 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .idle, .handshaking:
             heldWrites.append((plaintext, promise))
         case .active(let connection):
-            encrypt(plaintext, promise: promise, connection: connection, context: context)
+            if plaintext.readableBytes <= Self.coalescingLimit {
+                var plaintext = plaintext
+                pendingPlaintext.writeBuffer(&plaintext)
+                if let promise { pendingPromises.append(promise) }
+            } else {
+                encryptPending(connection, context: context)
+                encrypt(plaintext, promise: promise, connection: connection, context: context)
+            }
         case .closing, .closed:
             promise?.fail(ChannelError.ioOnClosedChannel)
+        }
+    }
+
+    /// Encrypts the small writes waiting for the flush, as one piece.
+    private func encryptPending(_ connection: TLSConnection, context: ChannelHandlerContext) {
+        guard pendingPlaintext.readableBytes > 0 else { return }
+        let promises = pendingPromises
+        pendingPromises.removeAll()
+        let outcome = connection.write(pendingPlaintext)
+        // The only reference again: cleared in place, its storage kept for the next writes.
+        pendingPlaintext.clear()
+        switch outcome {
+        case .complete:
+            unflushedPromises.append(contentsOf: promises)
+        case .incomplete, .closed:
+            for promise in promises { promise.fail(ChannelError.ioOnClosedChannel) }
+        case .failed(let error):
+            for promise in promises { promise.fail(error) }
+            fail(error, context: context)
         }
     }
 
@@ -183,6 +217,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .idle, .handshaking:
             flushHeld = true
         case .active(let connection), .closing(let connection):
+            encryptPending(connection, context: context)
             writeNetwork(connection, context: context)
             context.flush()
         case .closed:
@@ -193,6 +228,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         switch state {
         case .active(let connection), .handshaking(let connection):
+            encryptPending(connection, context: context)
             state = .closing(connection)
             connection.shutdown()
             writeNetwork(connection, context: context)
@@ -263,6 +299,10 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         state = .closed
         failHeldWrites(error)
+        // Never encrypted: their bytes will not be sent.
+        pendingPlaintext.clear()
+        for promise in pendingPromises { promise.fail(error) }
+        pendingPromises.removeAll()
         for promise in unflushedPromises { promise.fail(error) }
         unflushedPromises.removeAll()
         context.fireErrorCaught(error)

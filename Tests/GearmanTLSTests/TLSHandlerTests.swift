@@ -186,6 +186,40 @@ struct TLSHandlerTests {
         pair.finish()
     }
 
+    @Test("small writes flushed together share TLS records; a large write is not held back")
+    func smallWritesShareRecords() throws {
+        let pki = try TestPKI.shared()
+        let pair = try TLSPair(
+            server: pki.serverContext(clientAuthentication: .none), client: pki.clientContext(certificate: nil))
+        try pair.pump()
+        var expected = ByteBuffer()
+        for index in 0..<100 {
+            let text = ByteBuffer(string: "packet \(index);")
+            expected.writeImmutableBuffer(text)
+            pair.client.write(text, promise: nil)
+        }
+        let large = patternBytes(count: 3 * TLSHandler.coalescingLimit, seed: 3)
+        expected.writeImmutableBuffer(large)
+        pair.client.write(large, promise: nil)
+        pair.client.flush()
+        var ciphertext = ByteBuffer()
+        while var chunk = try pair.client.readOutbound(as: ByteBuffer.self) { ciphertext.writeBuffer(&chunk) }
+        // TLS records: 5-byte headers (type 23 = application data) and their lengths.
+        var records = 0
+        var cursor = ciphertext
+        while let header = cursor.readBytes(length: 5) {
+            #expect(header[0] == 23)
+            records += 1
+            cursor.moveReaderIndex(forwardBy: Int(header[3]) << 8 | Int(header[4]))
+        }
+        // One record for the 100 small writes and one for the large write (one record each: 101).
+        #expect(records == 2, "\(records) records")
+        try pair.server.writeInbound(ciphertext)
+        try pair.pump()
+        #expect(pair.serverPeer.received == expected)
+        pair.finish()
+    }
+
     // MARK: Close
 
     @Test("close from the client: close_notify reaches the server, which closes cleanly too")
