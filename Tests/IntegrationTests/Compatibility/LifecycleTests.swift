@@ -36,9 +36,10 @@ struct LifecycleTests {
         try await withTestServer(kind) { server in
             let client = try await server.connect("client")
             let slow = try await server.connect("slow")
-            // 5 s, so the backup below is registered and asleep before the deadline even on a
-            // loaded machine; the requeue must be what wakes it.
-            try await slow.send(RawPacket.request(.canDoTimeout, "cdt", "5000"))
+            // 15 s, so the backup below is registered and asleep before the deadline even on a
+            // loaded machine (5 s was not always enough at the start of a CI run, with every suite
+            // starting at once); the requeue must be what wakes it.
+            try await slow.send(RawPacket.request(.canDoTimeout, "cdt", "15000"))
             let handle = try await client.submit("cdt", unique: "t1", payload: "x")
             #expect(try await slow.grab() == .response(.jobAssign, handle, "cdt", "x"))
             let backup = try await server.connect("backup")
@@ -46,7 +47,7 @@ struct LifecycleTests {
             #expect(try await backup.grab() == .noJob)
             try await backup.send(RawPacket.request(.preSleep))
 
-            #expect(try await backup.receive(timeout: .seconds(12)) == .noop, "woken when the timeout requeued the job")
+            #expect(try await backup.receive(timeout: .seconds(30)) == .noop, "woken when the timeout requeued the job")
             #expect(try await backup.grab() == .response(.jobAssign, handle, "cdt", "x"))
             #expect(try await slow.receiveIfAny(within: .milliseconds(50)) == nil, "the timed-out worker is not told")
             try await slow.send(RawPacket.request(.workComplete, handle, "late"))
