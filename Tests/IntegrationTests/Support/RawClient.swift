@@ -104,7 +104,7 @@ final class RawClient: Sendable {
         // (and its pipeline) before `connect` returns, and what it sent is still in the collector.
         let added = AddedCollector()
         var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(5))
+            .connectTimeout(.seconds(20))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

@@ -143,10 +143,10 @@ final class TLSRawClient: Sendable {
 
     /// Connects and completes the handshake (throws if it fails or takes longer than `timeout`).
     static func connect(
-        port: Int, context: TLSContext, label: String, timeout: Duration = .seconds(5)
+        port: Int, context: TLSContext, label: String, timeout: Duration = .seconds(20)
     ) async throws -> TLSRawClient {
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(5))
+            .connectTimeout(.seconds(20))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
