@@ -177,11 +177,24 @@ struct BinaryProtocolTests {
             var woken: Set<Int> = []
             for job in 0..<2 {
                 _ = try await client.submit("ww", unique: "j\(job)", payload: "", type: .submitJobBackground)
-                for (index, sleeper) in sleepers.enumerated() where !woken.contains(index) {
-                    if let frame = try await sleeper.receiveIfAny(within: .milliseconds(250)) {
-                        #expect(frame == .noop)
-                        woken.insert(index)
+                // Wait (up to 20 s, a hang guard for a loaded machine) for one not yet woken sleeper's
+                // NOOP; then the others get a further window each to show a second one.
+                let deadline = ContinuousClock.now + .seconds(20)
+                var first: Int?
+                while first == nil && ContinuousClock.now < deadline {
+                    for (index, sleeper) in sleepers.enumerated() where !woken.contains(index) {
+                        if let frame = try await sleeper.receiveIfAny(within: .milliseconds(50)) {
+                            #expect(frame == .noop)
+                            first = index
+                            break
+                        }
                     }
+                }
+                let wokenNow = try #require(first, "job \(job) woke no sleeper within 20 s")
+                woken.insert(wokenNow)
+                for (index, sleeper) in sleepers.enumerated() where !woken.contains(index) {
+                    let extra = try await sleeper.receiveIfAny(within: .milliseconds(250))
+                    #expect(extra == nil, "job \(job) also woke sleeper \(index)")
                 }
                 #expect(woken.count == job + 1, "job \(job) woke exactly one more sleeper (woken: \(woken))")
             }

@@ -19,10 +19,11 @@ struct LibraryTestTimeout: Error, CustomStringConvertible {
     var description: String
 }
 
-/// Connection options for the library: short reconnect delays so failover tests stay fast.
+/// Connection options for the library: short reconnect delays so failover tests stay fast. The
+/// connect timeout is a hang guard: connects take seconds when every suite starts at once on 2 cores.
 func libraryOptions(ports: [Int]) -> GearmanConnectionOptions {
     GearmanConnectionOptions(
-        servers: ports.map { GearmanServerAddress(host: "127.0.0.1", port: $0) }, connectTimeout: .seconds(5),
+        servers: ports.map { GearmanServerAddress(host: "127.0.0.1", port: $0) }, connectTimeout: .seconds(20),
         initialReconnectDelay: .milliseconds(20), maximumReconnectDelay: .milliseconds(200))
 }
 
