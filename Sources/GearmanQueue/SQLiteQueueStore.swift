@@ -41,6 +41,7 @@ public final class SQLiteQueueStore: QueueStore {
     /// The database file, as given to `open`.
     public let path: String
     private let connection: SQLiteConnection
+    private let threadPool: NIOThreadPool
     private let eventLoop: any EventLoop
     private let logger: Logger
     private let state: NIOLockedValueBox<State>
@@ -58,9 +59,12 @@ public final class SQLiteQueueStore: QueueStore {
     /// The size the write-ahead log is cut back to after a checkpoint.
     static let walSizeLimit = 64 * 1024 * 1024
 
-    private init(path: String, connection: SQLiteConnection, eventLoop: any EventLoop, logger: Logger) {
+    private init(
+        path: String, connection: SQLiteConnection, threadPool: NIOThreadPool, eventLoop: any EventLoop, logger: Logger
+    ) {
         self.path = path
         self.connection = connection
+        self.threadPool = threadPool
         self.eventLoop = eventLoop
         self.logger = logger
         self.state = NIOLockedValueBox(State(tail: eventLoop.makeSucceededVoidFuture()))
@@ -116,7 +120,8 @@ public final class SQLiteQueueStore: QueueStore {
                 "path": "\(path)", "synchronous": "\(synchronous)",
                 "sqlite": "\(SQLiteConnection.libraryVersionString())",
             ])
-        return SQLiteQueueStore(path: path, connection: connection, eventLoop: eventLoop, logger: logger)
+        return SQLiteQueueStore(
+            path: path, connection: connection, threadPool: threadPool, eventLoop: eventLoop, logger: logger)
     }
 
     public func commit(_ batch: QueueBatch, completion: @escaping @Sendable (Result<Void, QueueStoreError>) -> Void) {
@@ -129,7 +134,31 @@ public final class SQLiteQueueStore: QueueStore {
             self.execute(statements)
         }.whenComplete { result in
             turn.done.succeed()
-            completion(result.mapError { QueueStoreError(sqlite: $0, path: self.path) })
+            switch result {
+            case .success:
+                completion(.success(()))
+            case .failure(let error):
+                self.explainFailedWrite(error, completion: completion)
+            }
+        }
+    }
+
+    /// Completes with SQLite's error translated; a write that failed with an I/O error ("disk I/O
+    /// error" says nothing of why) is first explained by the file system when it can be — a file
+    /// system turned read-only, a file made read-only — looked at on the thread pool.
+    private func explainFailedWrite(
+        _ error: any Error, completion: @escaping @Sendable (Result<Void, QueueStoreError>) -> Void
+    ) {
+        let translated = QueueStoreError(sqlite: error, path: self.path)
+        guard translated.code == .ioError || translated.code == .readOnly else {
+            completion(.failure(translated))
+            return
+        }
+        let path = self.path
+        self.threadPool.runIfActive(eventLoop: self.eventLoop) {
+            QueueFileDiagnosis.diagnose(path: path)
+        }.whenComplete { diagnosis in
+            completion(.failure((try? diagnosis.get()).flatMap { $0 } ?? translated))
         }
     }
 
