@@ -14,39 +14,51 @@ import NIOCore
 /// `tls-min-version`, `tls-handshake-timeout`; for new handshakes) and the `acl` file's path, when
 /// the server already has TLS listeners / an ACL. Everything else needs a restart.
 enum ServeReload {
-    /// An option and how to tell whether two settings differ in it.
+    /// An option, how to tell whether two settings differ in it and, for one a running server can
+    /// take, how to take it from new settings.
     struct Key: Sendable {
         let name: String
         let differs: @Sendable (ServeCommand, ServeCommand) -> Bool
+        /// Copies the option's value from the second settings into the first (nil: restart only).
+        let adopt: (@Sendable (inout ServeCommand, ServeCommand) -> Void)?
 
+        /// A restart-only option, compared by `value`.
         init<Value: Equatable & Sendable>(_ name: String, _ value: @escaping @Sendable (ServeCommand) -> Value) {
             self.name = name
             self.differs = { value($0) != value($1) }
+            self.adopt = nil
+        }
+
+        /// An option a reload can apply: the setting at `path`.
+        init<Value: Equatable & Sendable>(_ name: String, live path: any WritableKeyPath<ServeCommand, Value> & Sendable) {
+            self.name = name
+            self.differs = { $0[keyPath: path] != $1[keyPath: path] }
+            self.adopt = { $0[keyPath: path] = $1[keyPath: path] }
         }
     }
 
     /// Applied at once (the TLS and ACL keys only where `tlsIsLive` / `aclIsLive`).
     static let liveKeys: [Key] = [
-        Key("log-level") { $0.logLevel },
-        Key("max-connections") { $0.maxConnections },
-        Key("max-connections-per-address") { $0.maxConnectionsPerAddress },
-        Key("max-queue-bytes") { $0.maxQueueBytes },
-        Key("job-retries") { $0.jobRetries },
-        Key("auth-timeout") { $0.authTimeout },
-        Key("auth-failures-before-throttle") { $0.authFailuresBeforeThrottle },
+        Key("log-level", live: \.logLevel),
+        Key("max-connections", live: \.maxConnections),
+        Key("max-connections-per-address", live: \.maxConnectionsPerAddress),
+        Key("max-queue-bytes", live: \.maxQueueBytes),
+        Key("job-retries", live: \.jobRetries),
+        Key("auth-timeout", live: \.authTimeout),
+        Key("auth-failures-before-throttle", live: \.authFailuresBeforeThrottle),
     ]
 
     static let tlsKeys: [Key] = [
-        Key("tls-cert") { $0.tlsCert },
-        Key("tls-key") { $0.tlsKey },
-        Key("tls-ca") { $0.tlsCA },
-        Key("tls-crl") { $0.tlsCRL },
-        Key("tls-client-auth") { $0.tlsClientAuth },
-        Key("tls-min-version") { $0.tlsMinVersion },
-        Key("tls-handshake-timeout") { $0.tlsHandshakeTimeout },
+        Key("tls-cert", live: \.tlsCert),
+        Key("tls-key", live: \.tlsKey),
+        Key("tls-ca", live: \.tlsCA),
+        Key("tls-crl", live: \.tlsCRL),
+        Key("tls-client-auth", live: \.tlsClientAuth),
+        Key("tls-min-version", live: \.tlsMinVersion),
+        Key("tls-handshake-timeout", live: \.tlsHandshakeTimeout),
     ]
 
-    static let aclKey = Key("acl") { $0.acl }
+    static let aclKey = Key("acl", live: \.acl)
 
     /// Take effect only when the server starts.
     static let restartKeys: [Key] = [
@@ -95,10 +107,14 @@ enum ServeReload {
         /// The ACL's path can change live when the server has an ACL and still will.
         var aclIsLive: Bool { running.acl != nil && next.acl != nil }
 
+        /// The options this reload can apply.
+        var liveNow: [Key] {
+            ServeReload.liveKeys + (tlsIsLive ? ServeReload.tlsKeys : []) + (aclIsLive ? [ServeReload.aclKey] : [])
+        }
+
         /// The options that changed and are applied now.
         var applied: [String] {
-            (ServeReload.liveKeys + (tlsIsLive ? ServeReload.tlsKeys : []) + (aclIsLive ? [ServeReload.aclKey] : []))
-                .filter { $0.differs(running, next) }.map(\.name)
+            liveNow.filter { $0.differs(running, next) }.map(\.name)
         }
 
         /// The options that changed but take effect after a restart.
@@ -120,23 +136,7 @@ enum ServeReload {
         /// which the next reload compares (so a change that needs a restart is reported again).
         var inForce: ServeCommand {
             var settings = running
-            settings.logLevel = next.logLevel
-            settings.maxConnections = next.maxConnections
-            settings.maxConnectionsPerAddress = next.maxConnectionsPerAddress
-            settings.maxQueueBytes = next.maxQueueBytes
-            settings.jobRetries = next.jobRetries
-            settings.authTimeout = next.authTimeout
-            settings.authFailuresBeforeThrottle = next.authFailuresBeforeThrottle
-            if tlsIsLive {
-                settings.tlsCert = next.tlsCert
-                settings.tlsKey = next.tlsKey
-                settings.tlsCA = next.tlsCA
-                settings.tlsCRL = next.tlsCRL
-                settings.tlsClientAuth = next.tlsClientAuth
-                settings.tlsMinVersion = next.tlsMinVersion
-                settings.tlsHandshakeTimeout = next.tlsHandshakeTimeout
-            }
-            if aclIsLive { settings.acl = next.acl }
+            for key in liveNow { key.adopt?(&settings, next) }
             return settings
         }
     }
