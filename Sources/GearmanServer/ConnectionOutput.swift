@@ -3,9 +3,16 @@ import NIOCore
 
 /// Collects what the server writes to one connection during a processing cycle, so each
 /// connection gets one write and one flush per cycle however many packets it was sent.
+///
+/// Collecting touches no channel: `take()` hands the bytes over as `ConnectionWrites`, written
+/// once no access to the output is held. Writing or flushing can close the channel (the peer
+/// reset it), whose handler then reports the closed connection to the core at once — which
+/// removes this output from the core's table.
 struct ConnectionOutput {
     let channel: any Channel
     private var buffer: ByteBuffer
+    /// Buffers finished before `buffer`, in order: a packet's large data tail ends one.
+    private var finished: [ByteBuffer] = []
     private(set) var isDirty = false
 
     init(channel: any Channel) {
@@ -17,9 +24,9 @@ struct ConnectionOutput {
         isDirty = true
         if let tail = GearmanPacketEncoder.encode(packet, magic: .response, into: &buffer) {
             // A large data tail is written as its own buffer rather than copied.
-            channel.write(buffer, promise: nil)
+            finished.append(buffer)
+            finished.append(tail)
             buffer = channel.allocator.buffer(capacity: 0)
-            channel.write(tail, promise: nil)
         }
     }
 
@@ -28,16 +35,39 @@ struct ConnectionOutput {
         buffer.writeString(text)
     }
 
-    /// Writes and flushes what was collected.
-    mutating func flush() {
-        guard isDirty else { return }
+    /// What was collected since the last call, or nil when nothing was.
+    mutating func take() -> ConnectionWrites? {
+        guard isDirty else { return nil }
         isDirty = false
+        var writes = ConnectionWrites(channel: channel, buffers: [], last: nil)
+        if !finished.isEmpty {
+            swap(&writes.buffers, &finished)
+        }
         if buffer.readableBytes > 0 {
-            channel.write(buffer, promise: nil)
-            buffer.clear()
+            writes.last = buffer
             if buffer.capacity > 64 * 1024 {
                 buffer = channel.allocator.buffer(capacity: 0)
+            } else {
+                buffer.clear()
             }
+        }
+        return writes
+    }
+}
+
+/// One cycle's bytes for one connection, taken from its `ConnectionOutput`.
+struct ConnectionWrites {
+    let channel: any Channel
+    var buffers: [ByteBuffer]
+    var last: ByteBuffer?
+
+    /// Writes and flushes. May re-enter the core (see `ConnectionOutput`).
+    func writeAndFlush() {
+        for buffer in buffers {
+            channel.write(buffer, promise: nil)
+        }
+        if let last {
+            channel.write(last, promise: nil)
         }
         channel.flush()
     }

@@ -162,15 +162,13 @@ final class JobServerCore: @unchecked Sendable {
         logger.info(
             "closing connection after a protocol error",
             metadata: ["gearman.connection": "\(id)", "error": "\(error.message)"])
-        guard var output = outputs[id] else { return }
+        guard outputs[id] != nil else { return }
         if error.code == .textLineTooLong {
-            output.append(text: AdminReply.error("INVALID_PACKET", error.message))
+            outputs[id]!.append(text: AdminReply.error("INVALID_PACKET", error.message))
         } else {
-            output.append(.error(code: ErrorCode.invalidPacket, text: error.message))
+            outputs[id]!.append(.error(code: ErrorCode.invalidPacket, text: error.message))
         }
-        output.flush()
-        outputs[id] = output
-        output.channel.close(promise: nil)
+        flushAndClose(id)
     }
 
     /// A packet (or admin line) began to arrive but did not complete before its deadline (a
@@ -181,16 +179,23 @@ final class JobServerCore: @unchecked Sendable {
         logger.notice(
             "closing connection: a packet did not complete in time",
             metadata: ["gearman.connection": "\(id)", "gearman.buffered_bytes": "\(bufferedBytes)"])
-        guard var output = outputs[id] else { return }
+        guard outputs[id] != nil else { return }
         let message = "Packet not completed in time (\(bufferedBytes) bytes received)"
         if isText {
-            output.append(text: AdminReply.error(ErrorCode.timeout, message))
+            outputs[id]!.append(text: AdminReply.error(ErrorCode.timeout, message))
         } else {
-            output.append(.error(code: ErrorCode.timeout, text: message))
+            outputs[id]!.append(.error(code: ErrorCode.timeout, text: message))
         }
-        output.flush()
-        outputs[id] = output
-        output.channel.close(promise: nil)
+        flushAndClose(id)
+    }
+
+    /// Writes what `id` was sent and closes it. The writes are taken out of `outputs` first:
+    /// a failing write closes the channel, which removes the output at once.
+    private func flushAndClose(_ id: ConnectionID) {
+        guard let channel = outputs[id]?.channel else { return }
+        let writes = outputs[id]?.take()
+        writes?.writeAndFlush()
+        channel.close(promise: nil)
     }
 
     // MARK: Actions
@@ -230,7 +235,8 @@ final class JobServerCore: @unchecked Sendable {
                 case .unpersist(let handle):
                     batch.removedHandles.append(handle)
                 case .liftPacketLimit(let id):
-                    outputs[id]?.channel.pipeline.fireUserInboundEventTriggered(ServerConnectionEvent.packetLimitLifted)
+                    let channel = outputs[id]?.channel
+                    channel?.pipeline.fireUserInboundEventTriggered(ServerConnectionEvent.packetLimitLifted)
                 case .close, .shutdown:
                     deferred.append(action)
                 case .log(let level, let message, let metadata):
@@ -244,13 +250,17 @@ final class JobServerCore: @unchecked Sendable {
                 startCommitIfIdle()
             }
             for id in dirty {
-                outputs[id]?.flush()
+                // Taken out before writing: a failing write or flush closes the channel, whose
+                // handler reports it at once, removing the output (and re-entering this core).
+                let writes = outputs[id]?.take()
+                writes?.writeAndFlush()
             }
             dirty.removeAll(keepingCapacity: true)
             for action in deferred {
                 switch action {
                 case .close(let id):
-                    outputs[id]?.channel.close(promise: nil)
+                    let channel = outputs[id]?.channel
+                    channel?.close(promise: nil)
                 case .shutdown(let graceful):
                     logger.notice("shutdown requested on the admin protocol", metadata: ["graceful": "\(graceful)"])
                     if graceful { beginGracefulShutdown() } else { stopNow() }

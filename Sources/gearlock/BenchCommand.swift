@@ -55,10 +55,20 @@ struct BenchCommand: AsyncParsableCommand {
         case foreground, background, echo, idle, huge
     }
 
+    enum Driver: String, ExpressibleByArgument, CaseIterable {
+        case library, raw
+    }
+
     @OptionGroup var connection: ConnectionOptionGroup
 
     @Option(help: "What to measure: foreground, background, echo, idle or huge.")
     var mode: Mode = .foreground
+
+    @Option(
+        help: ArgumentHelp(
+            "Foreground mode: what drives the load — library (GearmanClient and GearmanWorker) or raw (NIO handlers speaking the protocol, the cheapest load generator).",
+            discussion: "raw needs no credentials: it does not authenticate."))
+    var driver: Driver = .library
 
     @Option(help: "Worker connections (each its own GearmanWorker).")
     var workers = 4
@@ -151,6 +161,10 @@ struct BenchCommand: AsyncParsableCommand {
         } else if sleepingWorkers != nil {
             throw ValidationError("--sleeping-workers needs --mode idle")
         }
+        if driver == .raw {
+            guard mode == .foreground else { throw ValidationError("--driver raw needs --mode foreground") }
+            guard connection.principal == nil else { throw ValidationError("--driver raw does not authenticate: use --driver library with credentials") }
+        }
         if mode == .huge {
             // SUBMIT_JOB carries the function and an empty unique, WORK_COMPLETE the handle (at most
             // 63 bytes), each NUL-terminated, within the protocol's 4 GiB - 1.
@@ -217,6 +231,12 @@ struct BenchCommand: AsyncParsableCommand {
         }
         let payloads = BenchPayloads(
             size: payloadSize, count: counted ?? clients * inFlight * 2, seed: UInt64.random(in: 0...UInt64.max))
+        report.add("driver", .string(driver.rawValue))
+        if driver == .raw {
+            return try await finish(
+                await runRawForeground(
+                    report: report, options: options, function: function, payloads: payloads, jobTimeout: jobTimeout))
+        }
 
         let clientList = (0..<clients).map { _ in GearmanClient(configuration: .init(connection: options)) }
         defer { for client in clientList { client.shutdown() } }
@@ -343,16 +363,7 @@ struct BenchCommand: AsyncParsableCommand {
             samples.server.after = drain.samples.server.after
         }
 
-        if serverPid != nil {
-            let peak = samples.server.after?.peakRSSBytes
-            let before = samples.server.before?.rssBytes
-            report.add("server_rss_before_bytes", before.map { .int($0) } ?? .null)
-            report.add("server_peak_rss_bytes", peak.map { .int($0) } ?? .null)
-            report.add("server_peak_rss_since_start", .bool(!samples.peakReset))
-            report.row(
-                "server peak RSS",
-                peak.map { BenchReport.bytes($0) + (samples.peakReset ? "" : " (since the server started)") } ?? "–")
-        }
+        if serverPid != nil { Self.addPeakRSS(to: &report, samples: samples) }
         try await finish(BenchOutcome(report: report, errors: errors, mismatches: mismatches, firstError: firstError))
     }
 
@@ -489,6 +500,18 @@ struct BenchCommand: AsyncParsableCommand {
             }
             return failure
         }
+    }
+
+    /// The server's RSS at the window's start and its peak.
+    static func addPeakRSS(to report: inout BenchReport, samples: WindowSamples) {
+        let peak = samples.server.after?.peakRSSBytes
+        let before = samples.server.before?.rssBytes
+        report.add("server_rss_before_bytes", before.map { .int($0) } ?? .null)
+        report.add("server_peak_rss_bytes", peak.map { .int($0) } ?? .null)
+        report.add("server_peak_rss_since_start", .bool(!samples.peakReset))
+        report.row(
+            "server peak RSS",
+            peak.map { BenchReport.bytes($0) + (samples.peakReset ? "" : " (since the server started)") } ?? "–")
     }
 
     static func addProcessStats(
