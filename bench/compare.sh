@@ -14,6 +14,9 @@
 #   RUNS=3*              runs of every measurement, interleaved between the servers (medians shown)
 #   DURATION=10* WARMUP=1*             foreground: seconds measured after a warm-up
 #   WORKERS=4 CLIENTS=4 IN_FLIGHT=16 WORKER_CONCURRENCY=1   foreground load (also idle's load)
+#   FG_DRIVER=raw        what drives the foreground rows: raw (NIO handlers speaking the protocol,
+#                        the cheapest load generator, so the servers' own costs show) or library
+#                        (GearmanClient/GearmanWorker); the same for every server
 #   BG_JOBS=100000*      background jobs per run, 100 B each with its own unique key
 #   BG_CLIENTS=4 BG_IN_FLIGHT=64*      background enqueue load; drained by WORKERS workers
 #   IDLE_CONNECTIONS=10000*            idle connections, half of them sleeping workers
@@ -49,6 +52,7 @@ bench_load_settings
 BG_JOBS=${BG_JOBS:-100000}
 BG_CLIENTS=${BG_CLIENTS:-4}
 BG_IN_FLIGHT=${BG_IN_FLIGHT:-64}
+FG_DRIVER=${FG_DRIVER:-raw}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 IDLE_DURATION=${IDLE_DURATION:-10}
 IDLE_LOAD_DURATION=${IDLE_LOAD_DURATION:-5}
@@ -174,6 +178,7 @@ for run in $(seq "$RUNS"); do
     for size in "${fg_sizes[@]}"; do
         for target in "${fg_targets[@]}"; do
             measure "$target" "$target, foreground $(human_size "$size")" "$fg_limit" --mode foreground "${fg_load[@]}" \
+                --driver "$FG_DRIVER" \
                 --payload-size "$size" --duration "$DURATION" --warmup "$WARMUP"
             [[ -n $line ]] || continue
             echo "run $run, $target, foreground $(human_size "$size"): $(field "$line" jobs_per_s) jobs/s" >&2
@@ -271,7 +276,7 @@ table_row() {
 
 echo
 echo "Gearlock and gearmand on loopback, median of $RUNS run(s), a fresh server for each run, runs interleaved"
-echo "between the servers. Foreground: $WORKERS workers (concurrency $WORKER_CONCURRENCY), $CLIENTS clients x $IN_FLIGHT in flight,"
+echo "between the servers. Foreground ($FG_DRIVER driver): $WORKERS workers (concurrency $WORKER_CONCURRENCY), $CLIENTS clients x $IN_FLIGHT in flight,"
 echo "$DURATION s measured after $WARMUP s warm-up. Background: $BG_JOBS jobs of 100 B with unique keys, $BG_CLIENTS clients x $BG_IN_FLIGHT in flight,"
 echo "drained by $WORKERS workers. Idle: $IDLE_CONNECTIONS connections (half sleeping workers), $IDLE_DURATION s idle, $IDLE_LOAD_DURATION s of"
 echo "foreground 100 B load before and while open; $SLEEPERS sleeping workers, $SLEEP_DURATION s. Gearlock: --queue memory, or --queue sqlite:"

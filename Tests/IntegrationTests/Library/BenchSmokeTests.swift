@@ -23,15 +23,19 @@ struct BenchSmokeTests {
         return (result, object)
     }
 
-    @Test("foreground, 3 s: exit 0, jobs/s > 0, 0 mismatches, server stats read", arguments: ServerKind.allCases)
-    func foreground(kind: ServerKind) async throws {
+    @Test(
+        "foreground, 3 s, with the library and the raw driver: exit 0, jobs/s > 0, 0 mismatches, server stats read",
+        arguments: ServerKind.allCases, ["library", "raw"])
+    func foreground(kind: ServerKind, driver: String) async throws {
         try await withTestServer(kind) { server in
             let (result, report) = try await bench(
                 server,
                 // 3 s: a debug build beside the other suites on 2 cores can take a second to warm up.
-                ["--duration", "3", "--workers", "1", "--clients", "1", "--in-flight", "2", "--payload-size", "100"])
+                ["--duration", "3", "--workers", "2", "--worker-concurrency", "2", "--clients", "2", "--in-flight", "3",
+                 "--payload-size", "100", "--driver", driver])
             #expect(result.exitCode == 0, "\(result)")
             #expect(report["mode"] as? String == "foreground")
+            #expect(report["driver"] as? String == driver)
             #expect((report["jobs_per_s"] as? Double ?? 0) > 0, "\(result)")
             #expect((report["jobs"] as? Int ?? 0) > 0, "\(result)")
             #expect(report["mismatches"] as? Int == 0, "\(result)")
