@@ -56,13 +56,22 @@ struct ConnectionOutput {
 }
 
 /// One cycle's bytes for one connection, taken from its `ConnectionOutput`.
-struct ConnectionWrites {
+struct ConnectionWrites: Sendable {
     let channel: any Channel
     var buffers: [ByteBuffer]
     var last: ByteBuffer?
 
-    /// Writes and flushes. May re-enter the core (see `ConnectionOutput`).
+    /// Writes and flushes: at once on the channel's own loop (which may re-enter the core, see
+    /// `ConnectionOutput`), else in one hop to that loop.
     func writeAndFlush() {
+        if channel.eventLoop.inEventLoop {
+            writeAndFlushNow()
+        } else {
+            channel.eventLoop.execute { [self] in writeAndFlushNow() }
+        }
+    }
+
+    private func writeAndFlushNow() {
         for buffer in buffers {
             channel.write(buffer, promise: nil)
         }

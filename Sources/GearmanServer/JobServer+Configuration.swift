@@ -62,6 +62,12 @@ extension JobServer {
         /// queue commits; see the README). The server creates its handles with this factory rather
         /// than the global `MetricsSystem`. Default nil: no metrics, and nothing is measured.
         public var metricsFactory: (any MetricsFactory)?
+        /// Where connections live. False (the default): every connection on the event loop that
+        /// holds the job state, so a packet reaches it with no hop between threads. True: the
+        /// connections are spread over every loop of the server's event-loop group, which then
+        /// do the reading, TLS, decoding and writing in parallel; each read cycle's packets hop
+        /// to the job state's loop, and each cycle's replies hop back, once per connection.
+        public var spreadsConnectionsOverGroup: Bool = false
 
         public init() {}
 

@@ -26,6 +26,8 @@ public final class JobServer: Service, Sendable {
     let core: JobServerCore
     private let listening: EventLoopPromise<[SocketAddress]>
     private let queueStore: any QueueStore
+    /// Where connections live when `configuration.spreadsConnectionsOverGroup` is set.
+    private let eventLoopGroup: any EventLoopGroup
     private let nextConnectionID = NIOLockedValueBox<UInt64>(0)
     private let tlsContexts = NIOLockedValueBox<[Int: TLSContext]>([:])
     /// The TLS configuration of each TLS listener, by index: the configuration's, until a reload
@@ -47,6 +49,7 @@ public final class JobServer: Service, Sendable {
         self.logger = logger
         self.queueStore = queueStore
         let eventLoop = eventLoopGroup.next()
+        self.eventLoopGroup = eventLoopGroup
         var machineConfiguration = JobServerStateMachine<SystemJobServerClock>.Configuration()
         machineConfiguration.jobRetries = configuration.jobRetries
         machineConfiguration.workerWakeup = configuration.workerWakeup
@@ -130,7 +133,9 @@ public final class JobServer: Service, Sendable {
         }
         for (index, listener) in configuration.listeners.enumerated() {
             let tlsContexts = self.tlsContexts
-            let bootstrap = ServerBootstrap(group: core.eventLoop)
+            let bootstrap = ServerBootstrap(
+                group: core.eventLoop,
+                childGroup: configuration.spreadsConnectionsOverGroup ? eventLoopGroup : core.eventLoop)
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)

@@ -116,6 +116,14 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Sleeping workers woken per new job (0 = all).")
     var workerWakeup: Int = 0
 
+    @Option(
+        help: ArgumentHelp(
+            "Event loops (threads) for connections; the job state stays on one of them.",
+            discussion: """
+                1 keeps every connection on the job state's loop (no hop between threads per packet). More                 spread reading, TLS, decoding and writing over that many threads, and each read cycle's packets                 hop to the job state's loop.
+                """))
+    var threads: Int = 1
+
     @Flag(help: "Forward WORK_EXCEPTION to all clients, not only those that asked for exceptions.")
     var exceptions = false
 
@@ -165,6 +173,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard jobRetries >= 0 else { throw ValidationError("--job-retries must be 0 (unlimited) or more") }
+        guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
         guard workerWakeup >= 0 else { throw ValidationError("--worker-wakeup must be 0 (all) or more") }
         if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
         if let maxConnectionsPerAddress, maxConnectionsPerAddress < 1 {
@@ -249,6 +258,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.listeners = listeners(replacing: configuration.listeners)
         configuration.jobRetries = jobRetries
         configuration.workerWakeup = workerWakeup
+        configuration.spreadsConnectionsOverGroup = threads > 1
         configuration.exceptions = exceptions
         configuration.jobHandlePrefix = jobHandlePrefix
         configuration.maxPacketSize = maxPacketSize
@@ -319,7 +329,13 @@ struct ServeCommand: AsyncParsableCommand {
                 throw QueueOpenFailure(message: error.message)
             }
         }
-        let server = JobServer(configuration: configuration, queueStore: store, logger: logger)
+        // One loop: the shared group's (the queue store and metrics use it too). More: a group of
+        // their own, for the connections and the job state.
+        let server = JobServer(
+            configuration: configuration, queueStore: store,
+            eventLoopGroup: threads > 1
+                ? MultiThreadedEventLoopGroup(numberOfThreads: threads) : MultiThreadedEventLoopGroup.singleton,
+            logger: logger)
         services += [
             .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
             .init(

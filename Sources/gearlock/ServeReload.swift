@@ -71,6 +71,7 @@ enum ServeReload {
         Key("server-name") { $0.serverName },
         Key("queue-sync-normal") { $0.queueSyncNormal },
         Key("worker-wakeup") { $0.workerWakeup },
+        Key("threads") { $0.threads },
         Key("exceptions") { $0.exceptions },
         Key("job-handle-prefix") { $0.jobHandlePrefix },
         Key("max-packet-size") { $0.maxPacketSize },

@@ -183,9 +183,13 @@ final class RestartableServer: Sendable {
     private let running = Mutex<(task: Task<Void, any Error>?, process: ChildProcess?)>((nil, nil))
     private let placeholder = Mutex<PortPlaceholder?>(nil)
 
+    /// The port is held (bound, not listening) from here on, so no outgoing connection of another
+    /// test takes it as its ephemeral port before the first `start` (one did, under load).
     init(kind: ServerKind) throws {
         self.kind = kind
-        self.port = try freeLoopbackPort()
+        let (port, placeholder) = try PortPlaceholder.unusedPort()
+        self.port = port
+        self.placeholder.withLock { $0 = placeholder }
     }
 
     var address: GearmanServerAddress { GearmanServerAddress(host: "127.0.0.1", port: port) }
