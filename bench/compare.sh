@@ -14,9 +14,10 @@
 #   RUNS=3*              runs of every measurement, interleaved between the servers (medians shown)
 #   DURATION=10* WARMUP=1*             foreground: seconds measured after a warm-up
 #   WORKERS=4 CLIENTS=4 IN_FLIGHT=16 WORKER_CONCURRENCY=1   foreground load (also idle's load)
-#   FG_DRIVER=raw        what drives the foreground rows: raw (NIO handlers speaking the protocol,
-#                        the cheapest load generator, so the servers' own costs show) or library
-#                        (GearmanClient/GearmanWorker); the same for every server
+#   DRIVER=raw           what drives the foreground and background rows: raw (NIO handlers
+#                        speaking the protocol, the cheapest load generator, so the servers' own
+#                        costs show) or library (GearmanClient/GearmanWorker); the same for every
+#                        server (the idle rows' load is always the library's)
 #   BG_JOBS=100000*      background jobs per run, 100 B each with its own unique key
 #   BG_CLIENTS=4 BG_IN_FLIGHT=64*      background enqueue load; drained by WORKERS workers
 #   IDLE_CONNECTIONS=10000*            idle connections, half of them sleeping workers
@@ -28,6 +29,7 @@
 #   HUGE_TIMEOUT=600     seconds the huge round trip may take
 #   GEARMAND=/usr/sbin/gearmand        set to "" to run Gearlock alone
 #   GEARMAND_THREADS=    gearmand -t N (default: gearmand's own, 4)
+#   GEARLOCK_THREADS=1   gearlock serve --threads N
 #   DB_DIR=              directory for Gearlock's SQLite file (default: the temporary directory;
 #                        it must be on a disk, not tmpfs, for the fsyncs to mean anything)
 #   GEARLOCK=PATH        use this gearlock binary (any build), no build step
@@ -52,7 +54,8 @@ bench_load_settings
 BG_JOBS=${BG_JOBS:-100000}
 BG_CLIENTS=${BG_CLIENTS:-4}
 BG_IN_FLIGHT=${BG_IN_FLIGHT:-64}
-FG_DRIVER=${FG_DRIVER:-raw}
+DRIVER=${DRIVER:-raw}
+GEARLOCK_THREADS=${GEARLOCK_THREADS:-1}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 IDLE_DURATION=${IDLE_DURATION:-10}
 IDLE_LOAD_DURATION=${IDLE_LOAD_DURATION:-5}
@@ -111,11 +114,11 @@ start_server_once() {
         gearlock)
             tls_port=$(bench_free_port)
             bench_spawn "$log" "$gearlock" serve --log-level warning --queue memory --listen "127.0.0.1:$port" \
-                --tls-listen "127.0.0.1:$tls_port" "${tls_server[@]}" ;;
+                --tls-listen "127.0.0.1:$tls_port" "${tls_server[@]}" --threads "$GEARLOCK_THREADS" ;;
         gearlock-sqlite)
             rm -f "$db_dir"/q.sqlite*
             bench_spawn "$log" "$gearlock" serve --log-level warning --listen "127.0.0.1:$port" \
-                --queue "sqlite:$db_dir/q.sqlite" ;;
+                --queue "sqlite:$db_dir/q.sqlite" --threads "$GEARLOCK_THREADS" ;;
         gearmand) bench_spawn_gearmand "$port" gearmand ;;
     esac
     server_pid=$bench_last_pid
@@ -178,7 +181,7 @@ for run in $(seq "$RUNS"); do
     for size in "${fg_sizes[@]}"; do
         for target in "${fg_targets[@]}"; do
             measure "$target" "$target, foreground $(human_size "$size")" "$fg_limit" --mode foreground "${fg_load[@]}" \
-                --driver "$FG_DRIVER" \
+                --driver "$DRIVER" \
                 --payload-size "$size" --duration "$DURATION" --warmup "$WARMUP"
             [[ -n $line ]] || continue
             echo "run $run, $target, foreground $(human_size "$size"): $(field "$line" jobs_per_s) jobs/s" >&2
@@ -189,7 +192,8 @@ for run in $(seq "$RUNS"); do
         for target in gearlock gearlock-sqlite "${gearmand_targets[@]}"; do
             measure "$target" "$target, background" "$bg_limit" --mode background --jobs "$BG_JOBS" --unique-keys \
                 --payload-size 100 --clients "$BG_CLIENTS" --in-flight "$BG_IN_FLIGHT" --workers "$WORKERS" \
-                --worker-concurrency "$WORKER_CONCURRENCY" --enqueue-timeout 600 --drain-timeout 600 --job-timeout 600
+                --worker-concurrency "$WORKER_CONCURRENCY" --enqueue-timeout 600 --drain-timeout 600 --job-timeout 600 \
+                --driver "$DRIVER"
             [[ -n $line ]] || continue
             enqueued=$(field "$line" enqueued)
             per_job=$(awk -v p="$(field "$line" server_peak_rss_bytes)" -v b="$(field "$line" server_rss_before_bytes)" \
@@ -276,7 +280,7 @@ table_row() {
 
 echo
 echo "Gearlock and gearmand on loopback, median of $RUNS run(s), a fresh server for each run, runs interleaved"
-echo "between the servers. Foreground ($FG_DRIVER driver): $WORKERS workers (concurrency $WORKER_CONCURRENCY), $CLIENTS clients x $IN_FLIGHT in flight,"
+echo "between the servers ($DRIVER driver). Foreground: $WORKERS workers (concurrency $WORKER_CONCURRENCY), $CLIENTS clients x $IN_FLIGHT in flight,"
 echo "$DURATION s measured after $WARMUP s warm-up. Background: $BG_JOBS jobs of 100 B with unique keys, $BG_CLIENTS clients x $BG_IN_FLIGHT in flight,"
 echo "drained by $WORKERS workers. Idle: $IDLE_CONNECTIONS connections (half sleeping workers), $IDLE_DURATION s idle, $IDLE_LOAD_DURATION s of"
 echo "foreground 100 B load before and while open; $SLEEPERS sleeping workers, $SLEEP_DURATION s. Gearlock: --queue memory, or --queue sqlite:"

@@ -66,7 +66,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Foreground mode: what drives the load — library (GearmanClient and GearmanWorker) or raw (NIO handlers speaking the protocol, the cheapest load generator).",
+            "What drives the load — library (GearmanClient and GearmanWorker) or raw (NIO handlers speaking the protocol, the cheapest load generator): foreground jobs, and background mode's drain.",
             discussion: "raw needs no credentials: it does not authenticate."))
     var driver: Driver = .library
 
@@ -162,7 +162,9 @@ struct BenchCommand: AsyncParsableCommand {
             throw ValidationError("--sleeping-workers needs --mode idle")
         }
         if driver == .raw {
-            guard mode == .foreground else { throw ValidationError("--driver raw needs --mode foreground") }
+            guard mode == .foreground || (mode == .background && jobs != nil) else {
+                throw ValidationError("--driver raw needs --mode foreground, or --mode background with --jobs")
+            }
             guard connection.principal == nil else { throw ValidationError("--driver raw does not authenticate: use --driver library with credentials") }
         }
         if mode == .huge {
@@ -232,7 +234,7 @@ struct BenchCommand: AsyncParsableCommand {
         let payloads = BenchPayloads(
             size: payloadSize, count: counted ?? clients * inFlight * 2, seed: UInt64.random(in: 0...UInt64.max))
         report.add("driver", .string(driver.rawValue))
-        if driver == .raw {
+        if driver == .raw && mode == .foreground {
             return try await finish(
                 await runRawForeground(
                     report: report, options: options, function: function, payloads: payloads, jobTimeout: jobTimeout))
@@ -281,9 +283,15 @@ struct BenchCommand: AsyncParsableCommand {
             let window = LoadWindow(start: begin, end: begin + Self.nanoseconds(enqueueTimeout))
             samples = WindowSamples()
             samples.start(serverPID: serverPid, resetPeak: true)
-            tally = await BenchLoad.run(
-                clients: clientList, slotsPerClient: inFlight, operation: operation, payloads: payloads, window: window,
-                jobTimeout: jobTimeout)
+            if driver == .raw, case .backgroundCounted(let function, let tickets, let uniqueKeys) = operation {
+                tally = await BenchRawDriver.enqueue(
+                    count: clients, inFlight: inFlight, function: function, payloads: payloads, tickets: tickets,
+                    uniqueKeys: uniqueKeys, options: options, timeout: .nanoseconds(Int64(Self.nanoseconds(enqueueTimeout))))
+            } else {
+                tally = await BenchLoad.run(
+                    clients: clientList, slotsPerClient: inFlight, operation: operation, payloads: payloads,
+                    window: window, jobTimeout: jobTimeout)
+            }
             samples.finish(serverPID: serverPid)
             measured = LoadWindow(start: begin, end: max(tally.lastCompletion, begin + 1))
         } else {
@@ -436,23 +444,40 @@ struct BenchCommand: AsyncParsableCommand {
         guard enqueued > 0 else { return (progress, 0, samples) }
         samples.start(serverPID: serverPID, resetPeak: false)
         let start = benchNow()
-        let pool = BenchWorkerPool(
-            count: workers, concurrency: workerConcurrency, options: options, function: function,
-            handler: { job in
-                if indexed {
-                    progress.jobDone(index: payloads.index(of: job.payload))
-                } else {
-                    progress.jobDone(verified: payloads.isPayload(job.payload))
-                }
-                return job.payload
-            })
+        let count: @Sendable (ByteBuffer) -> Void = { payload in
+            if indexed {
+                progress.jobDone(index: payloads.index(of: payload))
+            } else {
+                progress.jobDone(verified: payloads.isPayload(payload))
+            }
+        }
+        var pool: BenchWorkerPool?
+        var rawWorkers = BenchRawDriver.Connections()
+        switch driver {
+        case .library:
+            pool = BenchWorkerPool(
+                count: workers, concurrency: workerConcurrency, options: options, function: function,
+                handler: { job in
+                    count(job.payload)
+                    return job.payload
+                })
+        case .raw:
+            do {
+                try await BenchRawDriver.startWorkers(
+                    count: workers, concurrency: workerConcurrency, function: function, options: options,
+                    tlsContext: try BenchRawDriver.tlsContext(options), onJob: count, into: &rawWorkers)
+            } catch {
+                StandardStream.printError("gearlock bench: drain workers cannot connect: \(error)")
+            }
+        }
         let deadline = start + Self.nanoseconds(drainTimeout)
         while progress.finishedAt == nil && benchNow() < deadline {
             try? await Task.sleep(nanoseconds: 2_000_000)
         }
         let end = progress.finishedAt ?? benchNow()
         samples.finish(serverPID: serverPID)
-        await pool.stop()
+        await pool?.stop()
+        await rawWorkers.close()
         return (progress, Double(end - start) / 1e9, samples)
     }
 

@@ -59,14 +59,14 @@ enum BenchRawDriver {
         try options.tls.map { try TLSContext(configuration: $0) }
     }
 
-    /// Starts `count` workers for `function`.
+    /// Starts `count` workers for `function`; `onJob` sees every job's payload.
     static func startWorkers(
         count: Int, concurrency: Int, function: String, options: GearmanConnectionOptions, tlsContext: TLSContext?,
-        into connections: inout Connections
+        onJob: (@Sendable (ByteBuffer) -> Void)? = nil, into connections: inout Connections
     ) async throws {
         for _ in 0..<count {
             let (channel, handler) = try await connect(options.servers[0], options: options, tlsContext: tlsContext) {
-                RawBenchWorkerHandler(function: function, concurrency: concurrency)
+                RawBenchWorkerHandler(function: function, concurrency: concurrency, onJob: onJob)
             }
             connections.channels.append(channel)
             connections.workers.append(handler)
@@ -153,9 +153,13 @@ final class RawBenchWorkerHandler: ChannelInboundHandler, RemovableChannelHandle
     private(set) var errors = 0
     private(set) var firstError: String?
 
-    init(function: String, concurrency: Int) {
+    /// Called with every job's payload (on the connection's loop) before it is sent back.
+    private let onJob: (@Sendable (ByteBuffer) -> Void)?
+
+    init(function: String, concurrency: Int, onJob: (@Sendable (ByteBuffer) -> Void)? = nil) {
         self.function = ByteBuffer(string: function)
         self.concurrency = concurrency
+        self.onJob = onJob
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -174,6 +178,7 @@ final class RawBenchWorkerHandler: ChannelInboundHandler, RemovableChannelHandle
         guard case .packet(let packet, _) = unwrapInboundIn(data) else { return }
         switch packet {
         case .jobAssign(let handle, _, let payload):
+            onJob?(payload)
             outbox.append(.workComplete(handle: handle, payload: payload), context: context)
             outbox.append(.grabJob, context: context)
         case .noJob:
@@ -343,5 +348,137 @@ extension BenchCommand {
         }
         await connections.close()
         return outcome
+    }
+}
+
+/// Background mode with `--jobs` and `--driver raw`: keeps `inFlight` SUBMIT_JOB_BGs outstanding,
+/// job i carrying payload i (and unique "i" with `uniqueKeys`), until the tickets run out; each
+/// JOB_CREATED counts as one enqueued job; `isDone` once nothing is left in flight.
+final class RawBenchBackgroundClientHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = GearmanFrame
+
+    private let function: ByteBuffer
+    private let payloads: BenchPayloads
+    private let tickets: JobTickets
+    private let uniqueKeys: Bool
+    private let inFlight: Int
+    private let outbox = RawBenchOutbox()
+    /// Start times of the SUBMIT_JOB_BGs not yet answered, oldest first.
+    private var outstanding = CircularBuffer<UInt64>()
+    private var tally = LoadTally()
+
+    init(function: String, payloads: BenchPayloads, tickets: JobTickets, uniqueKeys: Bool, inFlight: Int) {
+        self.function = ByteBuffer(string: function)
+        self.payloads = payloads
+        self.tickets = tickets
+        self.uniqueKeys = uniqueKeys
+        self.inFlight = inFlight
+    }
+
+    /// Whether every ticket this connection took is answered (or the connection is gone).
+    private(set) var isDone = false
+
+    func channelActive(context: ChannelHandlerContext) {
+        for _ in 0..<inFlight { submitNext(context: context) }
+        outbox.flush(context: context)
+        finishIfIdle()
+        context.fireChannelActive()
+    }
+
+    private func submitNext(context: ChannelHandlerContext) {
+        guard let index = tickets.take() else { return }
+        outstanding.append(benchNow())
+        outbox.append(
+            .submitJob(
+                function: function, unique: uniqueKeys ? ByteBuffer(string: String(index)) : ByteBuffer(),
+                payload: payloads[index], priority: .normal, background: true),
+            context: context)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .packet(let packet, _) = unwrapInboundIn(data) else { return }
+        switch packet {
+        case .jobCreated:
+            guard let started = outstanding.popFirst() else { return fail("JOB_CREATED for no submission") }
+            let now = benchNow()
+            tally.completed += 1
+            tally.jobs += 1
+            tally.latencies.record(nanoseconds: now - started)
+            tally.lastCompletion = now
+            submitNext(context: context)
+        case .error(let code, let text):
+            _ = outstanding.popFirst()
+            fail("ERROR \(String(buffer: code)): \(String(buffer: text))")
+        default:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        outbox.flush(context: context)
+        finishIfIdle()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !outstanding.isEmpty { fail("the connection closed with \(outstanding.count) submission(s) unanswered") }
+        outstanding.removeAll()
+        finishIfIdle()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail("client connection: \(error)")
+        context.close(promise: nil)
+    }
+
+    private func finishIfIdle() {
+        if outstanding.isEmpty { isDone = true }
+    }
+
+    private func fail(_ message: String) {
+        tally.errors += 1
+        tally.firstError = tally.firstError ?? message
+    }
+
+    var result: LoadTally { tally }
+}
+
+extension BenchRawDriver {
+    /// Enqueues the `tickets` over `count` raw connections; returns what they saw once every
+    /// submission is answered or `timeout` has passed.
+    static func enqueue(
+        count: Int, inFlight: Int, function: String, payloads: BenchPayloads, tickets: JobTickets, uniqueKeys: Bool,
+        options: GearmanConnectionOptions, timeout: Duration
+    ) async -> LoadTally {
+        var handlers: [NIOLoopBound<RawBenchBackgroundClientHandler>] = []
+        var channels: [any Channel] = []
+        var total = LoadTally()
+        do {
+            let tlsContext = try tlsContext(options)
+            for _ in 0..<count {
+                let (channel, handler) = try await connect(options.servers[0], options: options, tlsContext: tlsContext) {
+                    RawBenchBackgroundClientHandler(
+                        function: function, payloads: payloads, tickets: tickets, uniqueKeys: uniqueKeys, inFlight: inFlight)
+                }
+                channels.append(channel)
+                handlers.append(handler)
+            }
+            let deadline = benchNow() + UInt64(nanoseconds(timeout))
+            for handler in handlers {
+                while benchNow() < deadline,
+                    try await handler.eventLoop.submit({ !handler.value.isDone }).get()
+                {
+                    try await Task.sleep(nanoseconds: 2_000_000)
+                }
+            }
+        } catch {
+            total.errors += 1
+            total.firstError = "cannot reach \(options.servers[0]): \(error)"
+        }
+        for handler in handlers {
+            if let tally = try? await handler.eventLoop.submit({ handler.value.result }).get() { total.merge(tally) }
+        }
+        for channel in channels { try? await channel.close() }
+        return total
     }
 }

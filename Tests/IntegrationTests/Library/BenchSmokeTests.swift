@@ -75,6 +75,27 @@ struct BenchSmokeTests {
         }
     }
 
+    @Test(
+        "background --jobs 2000 with unique keys, library and raw drivers: every job enqueued once, drained once, none left",
+        arguments: ServerKind.allCases, ["library", "raw"])
+    func backgroundCounted(kind: ServerKind, driver: String) async throws {
+        try await withTestServer(kind) { server in
+            let (result, report) = try await bench(
+                server,
+                [
+                    "--mode", "background", "--jobs", "2000", "--unique-keys", "--workers", "2", "--clients", "2",
+                    "--in-flight", "8", "--payload-size", "100", "--driver", driver,
+                ])
+            #expect(result.exitCode == 0, "\(result)")
+            #expect(report["driver"] as? String == driver)
+            #expect(report["enqueued"] as? Int == 2000, "\(result)")
+            #expect(report["drained"] as? Int == 2000, "\(result)")
+            #expect(report["duplicates"] as? Int == 0 && report["missing"] as? Int == 0, "\(result)")
+            #expect(report["left_on_server"] as? Int == 0, "\(result)")
+            #expect(report["mismatches"] as? Int == 0 && report["errors"] as? Int == 0, "\(result)")
+        }
+    }
+
     /// Runs `body` against a server of `kind` in a process of its own: `gearlock serve --queue
     /// memory` or gearmand. (Idle mode's connections then count against the server's descriptors,
     /// not this test process's.)
