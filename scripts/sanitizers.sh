@@ -26,7 +26,8 @@ esac
 shift
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:halt_on_error=1:exitcode=66}
-export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:exitcode=66}
+# scripts/tsan-suppressions.txt: ThreadSanitizer cannot see Synchronization.Mutex on Linux (see there).
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:exitcode=66:suppressions=$PWD/scripts/tsan-suppressions.txt}
 
 filters=()
 for filter in "$@"; do filters+=(--filter "$filter"); done
