@@ -1,0 +1,52 @@
+import Foundation
+import GearmanProtocol
+import Testing
+
+/// `gearlock serve --threads N`: connections live on several event loops and the job state on one,
+/// so every packet hops between threads. Driven by `gearlock bench --driver raw`, whose clients
+/// close with jobs still in flight at the end of each run (the path of a write failing under a
+/// flush), and checked byte for byte.
+@Suite("gearlock serve --threads", .timeLimit(.minutes(5)))
+struct ServeThreadsTests {
+    private func bench(port: Int, pid: Int32, _ arguments: [String]) async throws -> [String: Any] {
+        let result = try await runProcess(
+            GearlockBinary.path,
+            ["bench", "-s", "127.0.0.1:\(port)", "--json", "--server-pid", String(pid), "--driver", "raw"] + arguments,
+            timeout: .seconds(120))
+        #expect(result.exitCode == 0, "\(result)")
+        let line = result.stdoutString.split(separator: "\n").first.map(String.init) ?? ""
+        return try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(result)")
+    }
+
+    @Test("--threads 3: foreground 100 B and 64 KiB and 3,000 background jobs, byte-exact and exactly once; the server still answers")
+    func severalLoops() async throws {
+        try await withGearlockBinary(["--threads", "3", "--queue", "memory"]) { port, process in
+            for size in ["100", "65536"] {
+                let report = try await bench(
+                    port: port, pid: process.pid,
+                    ["--duration", "2", "--warmup", "0.5", "--workers", "3", "--clients", "4", "--in-flight", "8",
+                     "--payload-size", size])
+                #expect((report["jobs"] as? Int ?? 0) > 0, "\(report)")
+                #expect(report["errors"] as? Int == 0 && report["mismatches"] as? Int == 0, "\(report)")
+            }
+            let background = try await bench(
+                port: port, pid: process.pid,
+                ["--mode", "background", "--jobs", "3000", "--unique-keys", "--workers", "3", "--clients", "3",
+                 "--in-flight", "16", "--payload-size", "100"])
+            #expect(background["enqueued"] as? Int == 3000 && background["drained"] as? Int == 3000, "\(background)")
+            #expect(background["duplicates"] as? Int == 0 && background["left_on_server"] as? Int == 0, "\(background)")
+
+            let client = try await RawClient.connect(host: "127.0.0.1", port: port, label: "client")
+            let worker = try await RawClient.connect(host: "127.0.0.1", port: port, label: "worker")
+            try await worker.canDo("threads.f")
+            let handle = try await client.submit("threads.f", payload: "after the benches")
+            #expect(try await worker.grab() == .response(.jobAssign, handle, "threads.f", "after the benches"))
+            try await worker.send(.request(.workComplete, handle, "done"))
+            #expect(try await client.receive() == .packet(.response(.workComplete, handle, "done")))
+            #expect(try await client.adminCommand("version").hasPrefix("OK "))
+            #expect(process.isRunning)
+            await client.close()
+            await worker.close()
+        }
+    }
+}
