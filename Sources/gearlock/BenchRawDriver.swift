@@ -25,14 +25,15 @@ enum BenchRawDriver {
         }
     }
 
-    /// Connects a channel to `address` with `handler` on top of the frame decoder (and TLS).
+    /// Connects a channel to `address` with `handler` on top of the frame decoder (and TLS). Also
+    /// how `gearlock bench --mode idle` opens its connections.
     static func connect<Handler: ChannelInboundHandler & RemovableChannelHandler & SendableMetatype>(
         _ address: GearmanServerAddress, options: GearmanConnectionOptions, tlsContext: TLSContext?,
         makeHandler: @escaping @Sendable () -> Handler
     ) async throws -> (any Channel, NIOLoopBound<Handler>) where Handler.InboundIn == GearmanFrame {
         let serverName = options.tls?.serverName ?? address.host
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.nanoseconds(nanoseconds(options.connectTimeout)))
+            .connectTimeout(timeAmount(options.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -53,6 +54,10 @@ enum BenchRawDriver {
     static func nanoseconds(_ duration: Duration) -> Int64 {
         let (seconds, attoseconds) = duration.components
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+
+    static func timeAmount(_ duration: Duration) -> TimeAmount {
+        .nanoseconds(nanoseconds(duration))
     }
 
     static func tlsContext(_ options: GearmanConnectionOptions) throws -> TLSContext? {

@@ -47,7 +47,7 @@ final class IdleConnectionCounters: Sendable {
 /// shows up as a count of NOOPs. A job it is given (there should be none) fails at once.
 ///
 /// It sends ECHO_REQ right after its set-up; the first ECHO_RES completes `ready`.
-final class IdleConnectionHandler: ChannelInboundHandler {
+final class IdleConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = GearmanFrame
     typealias OutboundOut = ByteBuffer
 

@@ -105,34 +105,20 @@ struct IdleConnectionSet: Sendable {
         /// One connection, set up and answering (its first ECHO_RES arrived), or why not.
         func open(sleeping: Bool) async -> Result<any Channel, SetUpError> {
             let address = options.servers[0]
-            let group = MultiThreadedEventLoopGroup.singleton
-            let ready = group.next().makePromise(of: Void.self)
+            let ready = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Void.self)
             let counters = self.counters
             let function = sleeping ? self.function : nil
-            let tlsContext = self.tlsContext
-            let serverName = options.tls?.serverName ?? address.host
-            let bootstrap = ClientBootstrap(group: group)
-                .connectTimeout(Self.timeAmount(options.connectTimeout))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        if let tlsContext {
-                            try channel.pipeline.syncOperations.addHandler(TLSHandler(context: tlsContext, serverName: serverName))
-                        }
-                        try channel.pipeline.syncOperations.addHandlers(
-                            ByteToMessageHandler(GearmanFrameDecoder()),
-                            IdleConnectionHandler(function: function, counters: counters, ready: ready))
-                    }
-                }
             let channel: any Channel
             do {
-                channel = try await bootstrap.connect(host: address.host, port: address.port).get()
+                (channel, _) = try await BenchRawDriver.connect(address, options: options, tlsContext: tlsContext) {
+                    IdleConnectionHandler(function: function, counters: counters, ready: ready)
+                }
             } catch {
                 ready.fail(error)
                 return .failure(SetUpError(description: "cannot connect to \(address): \(error)"))
             }
             // The TLS handshake and the first ECHO round trip get the connect timeout plus 10 s.
-            let timeout = Self.timeAmount(options.connectTimeout) + .seconds(10)
+            let timeout = BenchRawDriver.timeAmount(options.connectTimeout) + .seconds(10)
             let timer = channel.eventLoop.scheduleTask(in: timeout) {
                 ready.fail(SetUpError(description: "no answer to ECHO_REQ within \(timeout.nanoseconds / 1_000_000) ms"))
             }
@@ -145,11 +131,6 @@ struct IdleConnectionSet: Sendable {
                 channel.close(promise: nil)
                 return .failure(error as? SetUpError ?? SetUpError(description: "\(error)"))
             }
-        }
-
-        private static func timeAmount(_ duration: Duration) -> TimeAmount {
-            let (seconds, attoseconds) = duration.components
-            return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
         }
     }
 }

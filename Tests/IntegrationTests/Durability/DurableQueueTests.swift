@@ -41,6 +41,19 @@ struct DurableQueueTests {
         throw RawClientError(description: "gearlock serve \(arguments.joined(separator: " ")) did not start")
     }
 
+    /// Stops `process` gracefully (it must exit 0), starts a server on the same queue file, and
+    /// drains `function` from it (see `drain`); the second server is stopped afterwards.
+    static func stopRestartAndDrain(
+        _ process: ChildProcess, queue path: String, function: String, count: Int,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> [(String, String)] {
+        let result = await process.terminate(grace: .seconds(20))
+        #expect(result.exitCode == 0, "\(result)", sourceLocation: sourceLocation)
+        let (port, restarted) = try await startServer(queue: path)
+        defer { Task { _ = await restarted.terminate() } }
+        return try await drain(port: port, function: function, count: count)
+    }
+
     /// Grabs jobs until `count` arrived (or nothing more comes); returns (handle, payload) in order.
     static func drain(port: Int, function: String, count: Int) async throws -> [(String, String)] {
         let worker = try await RawClient.connect(host: "127.0.0.1", port: port, label: "drain")

@@ -195,12 +195,9 @@ struct FaultTests {
         await client.close()
 
         // A graceful stop and a restart: every acknowledged job is there, once, with its handle.
-        let result = await process.terminate(grace: .seconds(20))
         stopped = true
-        #expect(result.exitCode == 0, "\(result)")
-        let (port2, process2) = try await DurableQueueTests.startServer(queue: path)
-        defer { Task { _ = await process2.terminate() } }
-        let drained = try await DurableQueueTests.drain(port: port2, function: "full.f", count: acknowledged.count + refused)
+        let drained = try await DurableQueueTests.stopRestartAndDrain(
+            process, queue: path, function: "full.f", count: acknowledged.count + refused)
         let delivered = Dictionary(grouping: drained, by: { $0.0 })
         for job in acknowledged {
             #expect(delivered[job.handle]?.count == 1 && delivered[job.handle]?.first?.1 == job.payload, "\(job.handle) after the restart")
