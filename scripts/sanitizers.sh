@@ -7,6 +7,8 @@
 # thread   swift test --sanitize=thread   (ThreadSanitizer; build in .build-tsan/)
 # FILTER   optional --filter expressions (suite or test names, regular expressions); without one the
 #          whole suite runs. E.g. `scripts/sanitizers.sh address GearmanProtocolTests GearmanServerTests`.
+# SERIAL=1 runs the tests one at a time (`--no-parallel`): under ThreadSanitizer everything is 5-15
+#          times slower, and in parallel on a small machine the tests' deadlines expire.
 #
 # The integration tests start the `gearlock` binary from .build/debug, which this script builds
 # with the same sanitizer and places there for the run (the plain binary is put back afterwards).
@@ -52,4 +54,6 @@ trap restore EXIT
 cp "$bin/gearlock" .build/debug/gearlock
 
 echo "==> swift test --sanitize=$kind ${filters[*]}" >&2
-swift test --skip-build --sanitize="$kind" --scratch-path "$scratch" "${filters[@]}"
+serial=()
+[[ -n ${SERIAL:-} ]] && serial=(--no-parallel)
+swift test --skip-build --sanitize="$kind" --scratch-path "$scratch" "${serial[@]}" "${filters[@]}"
