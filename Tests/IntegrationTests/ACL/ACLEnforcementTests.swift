@@ -179,7 +179,8 @@ struct ACLEnforcementTests {
     @Test("Repeated failures from one address are throttled: even the right secret is refused for a while")
     func throttling() async throws {
         // The back-off after the threshold is 1 s: on a machine too loaded to send the right secret
-        // within it, the run proves nothing, so it is tried again (at most three times).
+        // within it (or before the authentication deadline closed the connection), the run proves
+        // nothing, so it is tried again (at most three times).
         for _ in 0..<3 {
             let conclusive = try await withACLServer(configure: { $0.failuresBeforeThrottling = 2 }) { server in
                 // Connected up front, so only the authentication itself falls in the timed window.
@@ -190,7 +191,13 @@ struct ACLEnforcementTests {
                 let start = ContinuousClock.now
                 try await guesses[1].send(RawPacket.request(.optionRequest, "auth:acme-web:guess1"))
                 _ = try await guesses[1].framesUntilClose()
-                try await right.send(RawPacket.request(.optionRequest, "auth:acme-web:\(ACLFixture.secret("acme-web"))"))
+                // On a loaded machine the server may already have closed `right` at its authentication
+                // deadline: inconclusive too.
+                do {
+                    try await right.send(RawPacket.request(.optionRequest, "auth:acme-web:\(ACLFixture.secret("acme-web"))"))
+                } catch {
+                    return false
+                }
                 let reply = try await right.receive(timeout: .seconds(10))
                 let refused = reply == .packet(.error("AUTH_FAILED", "Authentication failed"))
                 if !refused && ContinuousClock.now - start > .milliseconds(900) {

@@ -659,7 +659,7 @@ struct ClientWorkerTests {
             let group = ServiceGroup(services: [worker], logger: libraryLogger("service-group"))
             let running = Task { try await group.run() }
             do {
-                let job = try await client.submitJob(function: "long", payload: ByteBuffer(string: "first"), timeout: .seconds(20))
+                let job = try await client.submitJob(function: "long", payload: ByteBuffer(string: "first"), timeout: .seconds(90))
                 try await started.wait()
                 await group.triggerGracefulShutdown()
                 try await eventually("the worker heard of the shutdown") { worker.isShuttingDown }

@@ -21,7 +21,7 @@ struct ReadmeExampleTests {
             var printed: [String] = []
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { try await worker.run() }  // in production: a ServiceGroup with signal handling
-                let result = try await client.submit(function: "reverse", payload: "hello", timeout: .seconds(10))
+                let result = try await client.submit(function: "reverse", payload: "hello", timeout: .seconds(30))
                 printed.append(String(buffer: result))  // olleh
                 let handle = try await client.submitBackground(function: "reverse", payload: ByteBuffer(string: "later"))
                 printed.append("\(handle)")  // returned once the server acknowledged the job (JOB_CREATED)

@@ -42,7 +42,7 @@ struct ClientTLSTests {
                 #expect(events == [.status(numerator: 1, denominator: 1), .completed(ByteBuffer(string: "terces"))])
                 // A 64 KiB payload, byte-exact.
                 let large = ByteBuffer(bytes: (0..<65_536).map { UInt8(truncatingIfNeeded: $0 &* 31) })
-                let echoed = try await client.echo(large, timeout: .seconds(10))
+                let echoed = try await client.echo(large, timeout: .seconds(30))
                 #expect(echoed == large)
                 let background = try await client.submitBackground(function: "tls.reverse", payload: ByteBuffer(string: "bg"))
                 #expect(!background.handle.isEmpty)
@@ -59,7 +59,7 @@ struct ClientTLSTests {
                 configuration: .init(connection: Self.options(ports, pki: pki, certificate: "bob")),
                 logger: libraryLogger("tls.client"))
             defer { byAddress.shutdown() }
-            let echoed = try await byAddress.echo(ByteBuffer(string: "hi"), timeout: .seconds(10))
+            let echoed = try await byAddress.echo(ByteBuffer(string: "hi"), timeout: .seconds(30))
             #expect(echoed == ByteBuffer(string: "hi"))
 
             let wrongName = GearmanClient(
@@ -68,7 +68,7 @@ struct ClientTLSTests {
                 logger: libraryLogger("tls.client"))
             defer { wrongName.shutdown() }
             await expectRefusal(containing: "certificate verify failed") {
-                _ = try await wrongName.echo(ByteBuffer(string: "hi"), timeout: .seconds(10))
+                _ = try await wrongName.echo(ByteBuffer(string: "hi"), timeout: .seconds(30))
             }
         }
     }
@@ -82,7 +82,7 @@ struct ClientTLSTests {
                 logger: libraryLogger("tls.client"))
             defer { client.shutdown() }
             await expectRefusal(containing: "certificate verify failed") {
-                _ = try await client.echo(ByteBuffer(string: "hi"), timeout: .seconds(10))
+                _ = try await client.echo(ByteBuffer(string: "hi"), timeout: .seconds(30))
             }
         }
     }
@@ -96,7 +96,7 @@ struct ClientTLSTests {
                 logger: libraryLogger("tls.client"))
             defer { client.shutdown() }
             await expectRefusal(containing: "certificate required") {
-                _ = try await client.echo(ByteBuffer(string: "hi"), timeout: .seconds(10))
+                _ = try await client.echo(ByteBuffer(string: "hi"), timeout: .seconds(30))
             }
         }
     }
@@ -135,7 +135,7 @@ struct ClientTLSTests {
                 configuration: .init(connection: Self.options(ports, pki: pki, certificate: "bob")),
                 logger: libraryLogger("tls.client"))
             defer { tls.shutdown() }
-            let echoed = try await tls.echo(ByteBuffer(string: "ok"), timeout: .seconds(10))
+            let echoed = try await tls.echo(ByteBuffer(string: "ok"), timeout: .seconds(30))
             #expect(echoed == ByteBuffer(string: "ok"))
         }
     }
