@@ -209,6 +209,13 @@ final class RawBenchWorkerHandler: ChannelInboundHandler, RemovableChannelHandle
         outbox.flush(context: context)
     }
 
+    func channelInactive(context: ChannelHandlerContext) {
+        // The bench closes its connections only after it has collected what they saw.
+        errors += 1
+        firstError = firstError ?? "the server closed a worker connection"
+        context.fireChannelInactive()
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         errors += 1
         firstError = firstError ?? "worker connection: \(error)"
@@ -296,6 +303,15 @@ final class RawBenchClientHandler: ChannelInboundHandler, RemovableChannelHandle
 
     func channelReadComplete(context: ChannelHandlerContext) {
         outbox.flush(context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // The bench closes its connections only after it has collected what they saw.
+        let lost = awaitingCreated.count + running.count
+        awaitingCreated.removeAll()
+        running.removeAll()
+        fail("the server closed a client connection with \(lost) job(s) outstanding")
+        context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -2,6 +2,10 @@ import Foundation
 import GearmanProtocol
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `gearlock serve --threads N`: connections live on several event loops and the job state on one,
 /// so every packet hops between threads. Driven by `gearlock bench --driver raw`, whose clients
 /// close with jobs still in flight at the end of each run (the path of a write failing under a
@@ -16,6 +20,25 @@ struct ServeThreadsTests {
         #expect(result.exitCode == 0, "\(result)")
         let line = result.stdoutString.split(separator: "\n").first.map(String.init) ?? ""
         return try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(result)")
+    }
+
+    @Test("the raw driver reports a server that dies mid-run: errors counted, exit 1")
+    func serverDiesMidRun() async throws {
+        try await withGearlockBinary(["--queue", "memory"]) { port, process in
+            let killer = Task {
+                try await Task.sleep(for: .seconds(2))
+                process.signal(SIGKILL)
+            }
+            defer { killer.cancel() }
+            let result = try await runProcess(
+                GearlockBinary.path,
+                ["bench", "-s", "127.0.0.1:\(port)", "--json", "--driver", "raw", "--duration", "4", "--warmup", "0.5"],
+                timeout: .seconds(120))
+            #expect(result.exitCode == 1, "\(result)")
+            let line = result.stdoutString.split(separator: "\n").first.map(String.init) ?? ""
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(result)")
+            #expect((report["errors"] as? Int ?? 0) > 0, "\(report)")
+        }
     }
 
     @Test("--threads 3: foreground 100 B and 64 KiB and 3,000 background jobs, byte-exact and exactly once; the server still answers")
