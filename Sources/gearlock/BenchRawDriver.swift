@@ -4,10 +4,10 @@ import GearmanTLS
 import NIOCore
 import NIOPosix
 
-/// `gearlock bench --driver raw`: the foreground load driven by NIO channel handlers that speak
-/// the protocol directly — no tasks, continuations or library bookkeeping per job — so the load
-/// generator takes as little of the machine as it can and the server's own cost shows. The same
-/// handlers drive every server.
+/// `gearlock bench --driver raw`: the foreground load (and background mode's enqueue and drain,
+/// below) driven by NIO channel handlers that speak the protocol directly — no tasks,
+/// continuations or library bookkeeping per job — so the load generator takes as little of the
+/// machine as it can and the server's own cost shows. The same handlers drive every server.
 ///
 /// Workers send CAN_DO and keep `concurrency` GRAB_JOBs outstanding, answer each JOB_ASSIGN with
 /// WORK_COMPLETE carrying the payload back and a new GRAB_JOB, and sleep (PRE_SLEEP) when every
