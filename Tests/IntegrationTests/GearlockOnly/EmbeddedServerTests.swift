@@ -96,12 +96,14 @@ struct EmbeddedServerTests {
         let logger = testLogger()
         let server = JobServer(configuration: gearlockConfiguration(ServerOptions()), logger: logger)
         let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
-        try await Self.withServiceGroup(group, timeout: .seconds(3)) {
+        // 20 s bounds: hang guards that still tell "at once" from the 30 s shutdown timeout a
+        // server with work in hand would wait for (a loaded CI start-up once took over 5 s).
+        try await Self.withServiceGroup(group, timeout: .seconds(20)) {
             let port = try #require(try await server.listeningAddresses().first?.port)
             let client = try await RawClient.connect(host: "127.0.0.1", port: port, label: "client")
             #expect(try await client.ping())
             await group.triggerGracefulShutdown()
-            _ = try await client.framesUntilClose()
+            _ = try await client.framesUntilClose(timeout: .seconds(20))
         }
     }
 

@@ -68,7 +68,7 @@ func within<T: Sendable>(
 
 /// Polls `condition` until it holds; throws after `timeout`.
 func eventually(
-    _ what: String, timeout: Duration = .seconds(10), _ condition: @Sendable () async throws -> Bool
+    _ what: String, timeout: Duration = .seconds(30), _ condition: @Sendable () async throws -> Bool
 ) async throws {
     let deadline = ContinuousClock.now + timeout
     while try await !condition() {
