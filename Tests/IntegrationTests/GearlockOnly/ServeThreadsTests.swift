@@ -13,13 +13,10 @@ import Glibc
 @Suite("gearlock serve --threads", .timeLimit(.minutes(5)))
 struct ServeThreadsTests {
     private func bench(port: Int, pid: Int32, _ arguments: [String]) async throws -> [String: Any] {
-        let result = try await runProcess(
-            GearlockBinary.path,
-            ["bench", "-s", "127.0.0.1:\(port)", "--json", "--server-pid", String(pid), "--driver", "raw"] + arguments,
-            timeout: .seconds(120))
+        let (result, report) = try await runBench(
+            address: "127.0.0.1:\(port)", pid: pid, ["--driver", "raw"] + arguments, timeout: .seconds(120))
         #expect(result.exitCode == 0, "\(result)")
-        let line = result.stdoutString.split(separator: "\n").first.map(String.init) ?? ""
-        return try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(result)")
+        return report
     }
 
     @Test("the raw driver reports a server that dies mid-run: errors counted, exit 1")
@@ -30,13 +27,10 @@ struct ServeThreadsTests {
                 process.signal(SIGKILL)
             }
             defer { killer.cancel() }
-            let result = try await runProcess(
-                GearlockBinary.path,
-                ["bench", "-s", "127.0.0.1:\(port)", "--json", "--driver", "raw", "--duration", "4", "--warmup", "0.5"],
-                timeout: .seconds(120))
+            let (result, report) = try await runBench(
+                address: "127.0.0.1:\(port)", pid: process.pid,
+                ["--driver", "raw", "--duration", "4", "--warmup", "0.5"], timeout: .seconds(120))
             #expect(result.exitCode == 1, "\(result)")
-            let line = result.stdoutString.split(separator: "\n").first.map(String.init) ?? ""
-            let report = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(result)")
             #expect((report["errors"] as? Int ?? 0) > 0, "\(report)")
         }
     }

@@ -10,17 +10,8 @@ struct BenchSmokeTests {
         try await bench(address: server.address, pid: server.pid, arguments)
     }
 
-    /// Runs `gearlock bench -s ADDRESS --json --server-pid PID <arguments>` and returns its JSON object.
     private func bench(address: String, pid: Int32, _ arguments: [String]) async throws -> (ProcessResult, [String: Any]) {
-        try requireExecutable(GearlockBinary.path)
-        let result = try await runProcess(
-            GearlockBinary.path, ["bench", "-s", address, "--json", "--server-pid", String(pid)] + arguments,
-            timeout: .seconds(60))
-        let lines = result.stdoutString.split(separator: "\n")
-        #expect(lines.count == 1, "one JSON line: \(result)")
-        let object = try #require(
-            try JSONSerialization.jsonObject(with: Data((lines.first ?? "").utf8)) as? [String: Any], "\(result)")
-        return (result, object)
+        try await runBench(address: address, pid: pid, arguments)
     }
 
     @Test(

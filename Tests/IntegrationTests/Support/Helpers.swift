@@ -1,4 +1,6 @@
+import Foundation
 import NIOCore
+import Testing
 
 /// SplitMix64: a tiny seeded generator, so the big payload is the same bytes on every run.
 struct SeededGenerator: RandomNumberGenerator {
@@ -59,4 +61,22 @@ func unixTimeFractional() -> Double {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
     return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+/// Runs `gearlock bench -s ADDRESS --json --server-pid PID <arguments>` and returns the result and
+/// its JSON object (the one line it must print).
+func runBench(
+    address: String, pid: Int32, _ arguments: [String], timeout: Duration = .seconds(60),
+    sourceLocation: SourceLocation = #_sourceLocation
+) async throws -> (ProcessResult, [String: Any]) {
+    try requireExecutable(GearlockBinary.path, sourceLocation: sourceLocation)
+    let result = try await runProcess(
+        GearlockBinary.path, ["bench", "-s", address, "--json", "--server-pid", String(pid)] + arguments,
+        timeout: timeout, sourceLocation: sourceLocation)
+    let lines = result.stdoutString.split(separator: "\n")
+    #expect(lines.count == 1, "one JSON line: \(result)", sourceLocation: sourceLocation)
+    let object = try #require(
+        try JSONSerialization.jsonObject(with: Data((lines.first ?? "").utf8)) as? [String: Any], "\(result)",
+        sourceLocation: sourceLocation)
+    return (result, object)
 }

@@ -63,8 +63,8 @@ struct ReadOnlyFileSystemShim {
         try? FileManager.default.removeItem(atPath: (directory as NSString).deletingLastPathComponent)
     }
 
-    /// Counts, in the server's memory, how many calls the shim refused: read from `<directory>/../refused`,
-    /// which the shim appends one byte to (outside `directory`) per refusal.
+    /// How many calls the shim refused in the server: the size of `<directory>/../refused`, to which
+    /// the shim appends one byte (outside `directory`) per refusal.
     var refusals: Int {
         let path = (directory as NSString).deletingLastPathComponent + "/refused"
         return (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
