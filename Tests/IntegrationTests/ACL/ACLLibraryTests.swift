@@ -149,7 +149,7 @@ struct ACLLibraryTests {
                  "submit", "-s", address, "-f", "acme.rev", "hello"],
                 timeout: .seconds(20))
             #expect(submitted.exitCode == 0 && submitted.stdoutString == "olleh", "\(submitted)")
-            #expect(await worker.wait(timeout: .seconds(10)).exitCode == 0)
+            #expect(await worker.wait(timeout: .seconds(30)).exitCode == 0)
 
             let denied = try await runProcess(
                 "/usr/bin/env",

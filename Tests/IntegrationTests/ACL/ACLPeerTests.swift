@@ -95,7 +95,7 @@ struct ACLPeerTests {
             try await server.adminEventually("workers") { $0.contains("public.rev") }
             let allowed = try await runProcess(ReferenceTools.gearman, arguments + ["-f", "public.rev", "hello"])
             #expect(allowed.exitCode == 0 && allowed.stdoutString == "olleh", "\(allowed)")
-            #expect(await worker.wait(timeout: .seconds(5)).exitCode == 0)
+            #expect(await worker.wait(timeout: .seconds(30)).exitCode == 0)
 
             let denied = try await runProcess(
                 ReferenceTools.gearman, arguments + ["-f", "acme.resize", "data"], timeout: .seconds(20))
@@ -120,7 +120,7 @@ struct ACLPeerTests {
                 "/usr/bin/env",
                 ["python3", script, String(server.port), "auth:acme-worker:\(ACLFixture.secret("acme-worker"))"])
             let done = try await client.receivePacket(timeout: .seconds(20))
-            let result = await worker.wait(timeout: .seconds(10))
+            let result = await worker.wait(timeout: .seconds(30))
             #expect(done == .response(.workComplete, handle, "QUIET"), "\(result)")
             let workers = try await server.admin("workers")
             #expect(!workers.contains(ACLFixture.secret("acme-worker")))

@@ -139,7 +139,7 @@ struct ACLTestServer: Sendable {
 
     /// Polls `command` (as root) until `predicate` holds; returns the last reply.
     @discardableResult
-    func adminEventually(_ command: String, timeout: Duration = .seconds(5), _ predicate: (String) -> Bool) async throws
+    func adminEventually(_ command: String, timeout: Duration = .seconds(20), _ predicate: (String) -> Bool) async throws
         -> String
     {
         let deadline = ContinuousClock.now + timeout

@@ -52,7 +52,7 @@ struct RequeueTests {
                 try await rescuer.send(RawPacket.request(.preSleep))
 
                 worker.killTree()
-                let result = await worker.wait(timeout: .seconds(5))
+                let result = await worker.wait(timeout: .seconds(30))
                 #expect(result.signalled && result.status == SIGKILL, "\(result)")
                 #expect(try await rescuer.receive() == .noop)
                 #expect(try await rescuer.grab() == .response(.jobAssign, handle, "slow", "zzz"))

@@ -14,7 +14,7 @@ struct ToolTests {
                 #expect(client.exitCode == 0, "\(client)")
                 #expect(client.stdoutString == "olleh", "\(client)")
                 // -c 1: the worker exits 0 after its one job.
-                let workerResult = await worker.wait(timeout: .seconds(5))
+                let workerResult = await worker.wait(timeout: .seconds(30))
                 #expect(workerResult.exitCode == 0, "\(workerResult)")
             } catch {
                 worker.killTree()
@@ -31,7 +31,7 @@ struct ToolTests {
                 let client = try await server.gearman(["-f", "rev"], stdin: Data("from-stdin\n".utf8))
                 #expect(client.exitCode == 0, "\(client)")
                 #expect(client.stdoutString == "nidts-morf\n", "\(client)")
-                await worker.wait(timeout: .seconds(5))
+                await worker.wait(timeout: .seconds(30))
             } catch {
                 worker.killTree()
                 throw error
@@ -49,7 +49,7 @@ struct ToolTests {
             #expect(try await server.admin("prioritystatus") == "revbg\t0\t1\t0\t0\n.\n")
 
             let worker = try server.startGearman(["-w", "-f", "revbg", "-c", "1", "--", "rev"])
-            let workerResult = await worker.wait(timeout: .seconds(10))
+            let workerResult = await worker.wait(timeout: .seconds(30))
             #expect(workerResult.exitCode == 0, "the worker ran its one job and exited: \(workerResult)")
             // The function outlives its jobs and workers in `status`.
             let status = try await server.adminEventually("status") { $0 == "revbg\t0\t0\t0\n.\n" }
@@ -71,7 +71,7 @@ struct ToolTests {
                 throw error
             }
             worker.killTree()
-            await worker.wait(timeout: .seconds(5))
+            await worker.wait(timeout: .seconds(30))
         }
     }
 
@@ -89,7 +89,7 @@ struct ToolTests {
                 let low = try await server.gearman(["-L", "-f", "pf2", "def"])
                 #expect(high.stdoutString == "cba" && high.exitCode == 0, "\(high)")
                 #expect(low.stdoutString == "fed" && low.exitCode == 0, "\(low)")
-                await worker.wait(timeout: .seconds(5))
+                await worker.wait(timeout: .seconds(30))
             } catch {
                 worker.killTree()
                 throw error

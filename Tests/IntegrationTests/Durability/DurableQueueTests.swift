@@ -93,7 +93,7 @@ struct DurableQueueTests {
             }
             await client.close()
             process.signal(SIGTERM)
-            let stopped = await process.wait(timeout: .seconds(10))
+            let stopped = await process.wait(timeout: .seconds(30))
             #expect(stopped.exitCode == 0, "\(stopped)")
         }
         let (port, process) = try await Self.startServer(queue: path)
@@ -154,6 +154,7 @@ struct DurableQueueTests {
     /// exactly once.
     static func crashLosesNothingAcknowledged(total: Int, queue: [String], label: String = "sqlite") async throws {
         var acknowledged: [(handle: String, payload: String)] = []
+        var ended = "every submission acknowledged"
         do {
             let (port, process) = try await startServer(queue)
             let client = try await RawClient.connect(host: "127.0.0.1", port: port, label: "submitter")
@@ -169,18 +170,26 @@ struct DurableQueueTests {
             try await client.sendRaw(bytes)
             var index = 0
             while index < total {
-                guard let frame = try? await client.receive(timeout: .seconds(10)), case .packet(let packet) = frame,
-                    packet.type == PacketType.jobCreated.rawValue
-                else { break }
+                let frame: RawFrame
+                do {
+                    frame = try await client.receive(timeout: .seconds(60))
+                } catch {
+                    ended = "\(error)"
+                    break
+                }
+                guard case .packet(let packet) = frame, packet.type == PacketType.jobCreated.rawValue else {
+                    ended = "\(frame)"
+                    break
+                }
                 acknowledged.append((String(buffer: packet.payload), "job-\(index)"))
                 index += 1
                 if index == total / 4 { process.signal(SIGKILL) }
             }
-            let killed = await process.wait(timeout: .seconds(10))
+            let killed = await process.wait(timeout: .seconds(30))
             #expect(killed.signalled, "\(killed)")
             await client.close()
         }
-        #expect(acknowledged.count >= total / 4, "the server acknowledged jobs before it was killed")
+        #expect(acknowledged.count >= total / 4, "the server acknowledged jobs before it was killed; receiving ended: \(ended)")
 
         let (port, process) = try await startServer(queue)
         defer { Task { _ = await process.terminate() } }

@@ -70,7 +70,7 @@ struct PostgresQueueServerTests {
                 if type == .submitJobHighBackground { high.append((handle, payload)) } else { normal.append((handle, payload)) }
             }
             lost.signal(SIGKILL)
-            let killed = await lost.wait(timeout: .seconds(10))
+            let killed = await lost.wait(timeout: .seconds(30))
             #expect(killed.signalled, "\(killed)")
             await client.close()
         }
@@ -93,7 +93,7 @@ struct PostgresQueueServerTests {
         #expect(!second.stderrString.contains(":gearlock@"), "no password in the message")
 
         // The drained jobs are gone for good: a restart under the name finds none.
-        let stopped = await replacement.terminate(grace: .seconds(10))
+        let stopped = await replacement.terminate(grace: .seconds(30))
         #expect(stopped.exitCode == 0, "\(stopped)")
         let (againPort, again) = try await DurableQueueTests.startServer(arguments)
         defer { Task { _ = await again.terminate() } }

@@ -77,7 +77,7 @@ struct GearlockBinaryTests {
             #expect(try await client.adminCommand("version") == "OK \(JobServer.version)\n")
             #expect(try await client.adminCommand("getpid") == "OK \(process.pid)\n")
             process.signal(SIGTERM)
-            let result = await process.wait(timeout: .seconds(5))
+            let result = await process.wait(timeout: .seconds(30))
             #expect(result.exitCode == 0 && !result.timedOut, "\(result)")
             _ = try await client.framesUntilClose()
         }
@@ -90,7 +90,7 @@ struct GearlockBinaryTests {
             try await client.sendLine("shutdown")
             let frames = try await client.framesUntilClose()
             #expect(frames == [.text("OK\r\n")], "the reply is sent before the connection closes")
-            let result = await process.wait(timeout: .seconds(5))
+            let result = await process.wait(timeout: .seconds(30))
             #expect(result.exitCode == 0 && !result.timedOut, "\(result)")
         }
     }
@@ -108,7 +108,7 @@ struct GearlockBinaryTests {
             #expect(process.isRunning, "still draining the running job")
             try await worker.send(RawPacket.request(.workComplete, handle, "boj"))
             #expect(try await client.receive() == .packet(.response(.workComplete, handle, "boj")))
-            let result = await process.wait(timeout: .seconds(5))
+            let result = await process.wait(timeout: .seconds(30))
             #expect(result.exitCode == 0 && !result.timedOut, "\(result)")
         }
     }
@@ -137,7 +137,7 @@ struct GearlockBinaryTests {
             let worker = try server.startGearman(["-w", "-f", "rev", "-c", "1", "--", "rev"])
             let client = try await server.gearman(["-f", "rev", "hello"])
             #expect(client.exitCode == 0 && client.stdoutString == "olleh", "\(client)")
-            let workerResult = await worker.wait(timeout: .seconds(5))
+            let workerResult = await worker.wait(timeout: .seconds(30))
             #expect(workerResult.exitCode == 0, "\(workerResult)")
         }
     }

@@ -17,7 +17,7 @@ struct JobHandleTests {
             let worker = try server.startGearman(["-w", "-f", "rev", "-c", "1", "--", "rev"])
             let result = try await server.gearman(["-f", "rev", "long handle"])
             #expect(result.exitCode == 0 && result.stdoutString == "eldnah gnol", "\(result)")
-            let workerResult = await worker.wait(timeout: .seconds(5))
+            let workerResult = await worker.wait(timeout: .seconds(30))
             #expect(workerResult.exitCode == 0, "\(workerResult)")
         }
     }

@@ -195,7 +195,7 @@ struct AdminClientTests {
             defer { admin.close() }
             #expect(try await admin.pid() == Int(process.pid))
             try await admin.shutdown(graceful: true)
-            let result = await process.wait(timeout: .seconds(5))
+            let result = await process.wait(timeout: .seconds(30))
             #expect(result.exitCode == 0 && !result.timedOut, "\(result)")
         }
     }
@@ -383,7 +383,7 @@ extension AdminClientTests {
             try await withGearlockBinary { port, process in
                 let result = try await runProcess(GearlockBinary.path, ["admin", "--server", "127.0.0.1:\(port)", "shutdown"])
                 #expect(result.exitCode == 0 && result.stdoutString == "OK\n", "\(result)")
-                let server = await process.wait(timeout: .seconds(5))
+                let server = await process.wait(timeout: .seconds(30))
                 #expect(server.exitCode == 0 && !server.timedOut, "\(server)")
             }
         }

@@ -46,7 +46,7 @@ struct CLITests {
             let client = try await server.gearlockSubmit(["-f", "rev", "hello"])
             #expect(client.exitCode == 0, "\(client)")
             #expect(client.stdout == Data("olleh".utf8), "exactly the result, no newline added: \(client)")
-            let workerResult = await worker.wait(timeout: .seconds(10))
+            let workerResult = await worker.wait(timeout: .seconds(30))
             #expect(workerResult.exitCode == 0 && !workerResult.timedOut, "\(workerResult)")
         }
     }
@@ -57,7 +57,7 @@ struct CLITests {
             let worker = try server.startGearman(["-w", "-f", "rev", "-c", "1", "--", "rev"])
             let client = try await server.gearlockSubmit(["-f", "rev", "hello"])
             #expect(client.exitCode == 0 && client.stdout == Data("olleh".utf8), "\(client)")
-            let workerResult = await worker.wait(timeout: .seconds(10))
+            let workerResult = await worker.wait(timeout: .seconds(30))
             #expect(workerResult.exitCode == 0, "\(workerResult)")
         }
     }
@@ -70,7 +70,7 @@ struct CLITests {
             #expect(client.exitCode == 0 && client.stdoutString == "olleh", "\(client)")
             let fromStdin = try await server.gearman(["-f", "rev"], stdin: Data("from-stdin\n".utf8))
             #expect(fromStdin.exitCode == 0 && fromStdin.stdoutString == "nidts-morf\n", "\(fromStdin)")
-            let workerResult = await worker.wait(timeout: .seconds(10))
+            let workerResult = await worker.wait(timeout: .seconds(30))
             #expect(workerResult.exitCode == 0 && !workerResult.timedOut, "\(workerResult)")
         }
     }
@@ -82,7 +82,7 @@ struct CLITests {
             let client = try await server.gearlockSubmit(["-f", "rev"], stdin: Data("from-stdin\n".utf8))
             #expect(client.exitCode == 0, "\(client)")
             #expect(client.stdoutString == "nidts-morf\n", "the newline is part of the payload: \(client)")
-            await worker.wait(timeout: .seconds(10))
+            await worker.wait(timeout: .seconds(30))
         }
     }
 
@@ -102,7 +102,7 @@ struct CLITests {
             defer { try? FileManager.default.removeItem(at: directory) }
             let file = directory.appendingPathComponent("payload").path
             let worker = try server.startGearlockWork(["-f", "bgcli", "-c", "1"], command: ["sh", "-c", "cat > \"$0\"", file])
-            let workerResult = await worker.wait(timeout: .seconds(10))
+            let workerResult = await worker.wait(timeout: .seconds(30))
             #expect(workerResult.exitCode == 0 && !workerResult.timedOut, "\(workerResult)")
             #expect(try String(contentsOfFile: file, encoding: .utf8) == "bg-payload")
             try await server.adminEventually("status") { $0 == "bgcli\t0\t0\t0\n.\n" }
@@ -119,7 +119,7 @@ struct CLITests {
             #expect(client.stdoutString == "partial\n", "\(client)")
             #expect(client.stderrString.contains("job failed"), "\(client)")
             // A failed job counts towards -c; the command's stderr went to the worker's stderr.
-            let workerResult = await worker.wait(timeout: .seconds(10))
+            let workerResult = await worker.wait(timeout: .seconds(30))
             #expect(workerResult.exitCode == 0 && !workerResult.timedOut, "\(workerResult)")
             #expect(workerResult.stderrString.contains("command-stderr"), "\(workerResult)")
         }
@@ -132,7 +132,7 @@ struct CLITests {
             let client = try await server.gearman(["-f", "failref", "x"])
             #expect(client.exitCode == 1 && client.stdoutString == "", "\(client)")
             #expect(client.stderrString == "Job failed\n", "\(client)")
-            await worker.wait(timeout: .seconds(10))
+            await worker.wait(timeout: .seconds(30))
         }
     }
 
@@ -162,7 +162,7 @@ struct CLITests {
             #expect(worker.isRunning, "one job done, one to go")
             let second = try await server.gearlockSubmit(["-f", "cnt", "job2"])
             #expect(second.exitCode == 0 && second.stdoutString == "2boj", "\(second)")
-            let workerResult = await worker.wait(timeout: .seconds(10))
+            let workerResult = await worker.wait(timeout: .seconds(30))
             #expect(workerResult.exitCode == 0 && !workerResult.timedOut, "\(workerResult)")
             // It took no third job: a background one stays queued.
             let third = try await server.gearlockSubmit(["-b", "-f", "cnt", "job3"])
@@ -178,7 +178,7 @@ struct CLITests {
             let worker = try server.startGearlockWork(["-f", "idle"], command: ["rev"])
             try await server.waitForWorkers("idle")
             worker.signal(SIGTERM)
-            let result = await worker.wait(timeout: .seconds(10))
+            let result = await worker.wait(timeout: .seconds(30))
             #expect(result.exitCode == 0 && !result.timedOut, "\(result)")
         }
     }
@@ -193,7 +193,7 @@ struct CLITests {
             worker.signal(SIGTERM)
             let result = try await client
             #expect(result.exitCode == 0 && result.stdoutString == "finished", "\(result)")
-            let workerResult = await worker.wait(timeout: .seconds(10))
+            let workerResult = await worker.wait(timeout: .seconds(30))
             #expect(workerResult.exitCode == 0 && !workerResult.timedOut, "\(workerResult)")
         }
     }
@@ -207,7 +207,7 @@ struct CLITests {
             #expect(client.exitCode == 0, "\(client)")
             #expect(client.stdout.count == payload.count, "\(client.stdout.count) of \(payload.count) bytes came back")
             #expect(client.stdout == payload, "the bytes differ")
-            let workerResult = await worker.wait(timeout: .seconds(10))
+            let workerResult = await worker.wait(timeout: .seconds(30))
             #expect(workerResult.exitCode == 0 && !workerResult.timedOut, "\(workerResult)")
         }
     }
@@ -220,7 +220,7 @@ struct CLITests {
             let client = try await server.gearlockSubmit(["-f", "hang", "x"])
             #expect(client.exitCode == 1 && client.stderrString.contains("job failed"), "\(client)")
             #expect(ContinuousClock.now - start < .seconds(10))
-            let workerResult = await worker.wait(timeout: .seconds(10))
+            let workerResult = await worker.wait(timeout: .seconds(30))
             #expect(workerResult.exitCode == 0 && !workerResult.timedOut, "\(workerResult)")
         }
     }

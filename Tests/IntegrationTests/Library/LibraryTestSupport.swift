@@ -246,7 +246,7 @@ final class RestartableServer: Sendable {
         }
         if let process {
             process.killTree()
-            await process.wait(timeout: .seconds(5))
+            await process.wait(timeout: .seconds(30))
         }
         if holdingPort {
             // When the port cannot be held, what holds it (the killed server's TIME_WAIT sockets,

@@ -19,7 +19,7 @@ struct LogFormatTests {
             let reply = try await client.receivePacket()
             #expect(reply.type == PacketType.error.rawValue, "\(reply)")
             await client.close()
-            return await process.terminate(grace: .seconds(10))
+            return await process.terminate(grace: .seconds(30))
         }
     }
 

@@ -85,7 +85,7 @@ private final class AddedCollector: Sendable {
 /// A raw Gearman connection for tests: sends packets and text lines, and receives what the server
 /// sends as `RawFrame`s. Every wait has a deadline, so a broken server fails a test instead of hanging it.
 final class RawClient: Sendable {
-    static let defaultTimeout: Duration = .seconds(5)
+    static let defaultTimeout: Duration = .seconds(20)
 
     let channel: any Channel
     private let collector: NIOLoopBound<FrameCollector>
@@ -326,7 +326,7 @@ extension RawClient {
     }
 
     /// GRAB_JOB until a JOB_ASSIGN arrives (a requeue reaches the server asynchronously).
-    func grabUntilAssigned(timeout: Duration = .seconds(5)) async throws -> RawPacket {
+    func grabUntilAssigned(timeout: Duration = .seconds(20)) async throws -> RawPacket {
         let deadline = ContinuousClock.now + timeout
         while true {
             let reply = try await grab()

@@ -70,7 +70,7 @@ struct TestServer: Sendable {
     /// Polls `command` until its reply satisfies `predicate`; returns the last reply.
     @discardableResult
     func adminEventually(
-        _ command: String, timeout: Duration = .seconds(5), _ predicate: (String) -> Bool
+        _ command: String, timeout: Duration = .seconds(20), _ predicate: (String) -> Bool
     ) async throws -> String {
         let deadline = ContinuousClock.now + timeout
         var reply = try await admin(command)
@@ -205,7 +205,7 @@ private func kernelChosenPort() throws -> Int {
 /// Connects until the server answers `getpid` with `pid` (so it is the process we started, not
 /// another server that happens to hold the port), or fails after `timeout`.
 func waitUntilAnswering(
-    port: Int, pid: Int32, timeout: Duration = .seconds(10), stillRunning: () -> Bool = { true }
+    port: Int, pid: Int32, timeout: Duration = .seconds(30), stillRunning: () -> Bool = { true }
 ) async throws {
     let deadline = ContinuousClock.now + timeout
     var lastError: (any Error)?

@@ -43,7 +43,7 @@ struct CLITLSTests {
                 ["submit"] + Self.tlsArguments(pki, port: ports.tls, certificate: "bob") + ["-f", "tls.rev", "hello"],
                 timeout: .seconds(20))
             #expect(submitted.status == 0 && submitted.stdoutString == "olleh", "\(submitted)")
-            let finished = await worker.wait(timeout: .seconds(10))
+            let finished = await worker.wait(timeout: .seconds(30))
             #expect(finished.status == 0 && !finished.signalled, "worker with -c 1: \(finished)")
 
             let anonymous = try await runProcess(

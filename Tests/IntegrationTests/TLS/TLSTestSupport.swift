@@ -235,7 +235,7 @@ final class TLSRawClient: Sendable {
     }
 
     /// GRAB_JOB until a JOB_ASSIGN arrives.
-    func grabUntilAssigned(timeout: Duration = .seconds(5)) async throws -> RawPacket {
+    func grabUntilAssigned(timeout: Duration = .seconds(20)) async throws -> RawPacket {
         let deadline = ContinuousClock.now + timeout
         while true {
             try await send(.request(.grabJob))
@@ -315,7 +315,7 @@ final class LiveProcess: Sendable {
     /// Polls until `predicate(stdout, stderr)` holds or the process has exited and said all it
     /// will; returns whether the predicate held.
     @discardableResult
-    func waitFor(timeout: Duration = .seconds(5), _ predicate: (String, String) -> Bool) async -> Bool {
+    func waitFor(timeout: Duration = .seconds(20), _ predicate: (String, String) -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while true {
             let (out, err, finished) = child.outputSoFar
