@@ -49,7 +49,7 @@ struct ACLServeCommandTests {
             try Data(Self.servedYAML(acmeCanDo: ["acme.thumb"]).utf8).write(to: URL(fileURLWithPath: path))
             process.signal(SIGHUP)
             var workers = ""
-            let deadline = ContinuousClock.now + .seconds(10)
+            let deadline = ContinuousClock.now + .seconds(30)
             repeat {
                 try await Task.sleep(for: .milliseconds(50))
                 workers = try await admin.adminCommand("workers")

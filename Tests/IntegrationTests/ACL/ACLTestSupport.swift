@@ -162,6 +162,9 @@ func withACLServer<T: Sendable>(
         configuration.listeners.append(.init(host: "127.0.0.1", port: 0, tls: tls))
     }
     var access = AccessControl(policy: try policy ?? ACLFixture.policy())
+    // Tests that are not about the authentication deadline must not meet it at a loaded CI start
+    // (10 s by default); the deadline's own test sets a short one.
+    access.authenticationTimeout = .seconds(300)
     configure(&access)
     configuration.accessControl = access
     let logs = LogCapture()

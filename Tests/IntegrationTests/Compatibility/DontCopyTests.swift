@@ -68,7 +68,7 @@ struct DontCopyTests {
             #expect(try await submitter.statusUnique("lu") == .response(.statusResponseUnique, "lu", "1", "0", "0", "0", "1"))
             await watcher.close()
             // Wait until the server has seen the disconnect.
-            let deadline = ContinuousClock.now + .seconds(5)
+            let deadline = ContinuousClock.now + .seconds(20)
             var status = try await submitter.statusUnique("lu")
             while status.arguments(6).last.map({ String(buffer: $0) }) != "0" && ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(25))

@@ -81,7 +81,7 @@ struct LifecycleTests {
             let handle = try await client.submit("gone", unique: "g1", payload: "")
             await client.close()
             let observer = try await server.connect("observer")
-            let deadline = ContinuousClock.now + .seconds(5)
+            let deadline = ContinuousClock.now + .seconds(20)
             var status = try await observer.statusUnique("g1")
             while status.arguments(6).last.map({ String(buffer: $0) }) != "0" && ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(25))

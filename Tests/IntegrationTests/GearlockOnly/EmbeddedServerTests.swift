@@ -107,9 +107,9 @@ struct EmbeddedServerTests {
         }
     }
 
-    /// Polls until a connection to `port` is refused (at most 5 s): the server has stopped accepting.
+    /// Polls until a connection to `port` is refused (at most 20 s): the server has stopped accepting.
     static func waitUntilRefused(port: Int) async throws -> Bool {
-        let deadline = ContinuousClock.now + .seconds(5)
+        let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
             guard let late = try? await RawClient.connect(host: "127.0.0.1", port: port, label: "late") else {
                 return true

@@ -123,7 +123,7 @@ struct GearlockBinaryTests {
             #expect(try await worker.grab() == .response(.jobAssign, handle, "stuck", ""))
             let start = ContinuousClock.now
             process.signal(SIGTERM)
-            let result = await process.wait(timeout: .seconds(6))
+            let result = await process.wait(timeout: .seconds(30))
             #expect(result.exitCode == 0 && !result.timedOut, "\(result)")
             #expect(ContinuousClock.now - start >= .milliseconds(800), "it waited for the running job")
         }

@@ -674,7 +674,7 @@ struct ClientWorkerTests {
                 release.open()
                 let result = try await job.result()
                 #expect(result == ByteBuffer(repeating: UInt8(ascii: "r"), count: 4 << 20))
-                try await within(.seconds(5), "the worker stops") {
+                try await within(.seconds(30), "the worker stops") {
                     try await running.value
                 }
                 #expect(ran.all == ["first"])

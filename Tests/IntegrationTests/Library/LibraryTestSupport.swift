@@ -207,7 +207,7 @@ final class RestartableServer: Sendable {
             configuration.listeners = [.init(host: "127.0.0.1", port: port)]
             // Like gearmand, retry a bind that fails for a moment (a socket of a finished test
             // may still hold the port briefly on a busy machine).
-            let deadline = ContinuousClock.now + .seconds(5)
+            let deadline = ContinuousClock.now + .seconds(20)
             while true {
                 let server = JobServer(configuration: configuration, logger: testLogger())
                 let task = Task { try await server.run() }

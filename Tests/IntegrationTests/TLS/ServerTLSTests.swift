@@ -101,7 +101,7 @@ struct ServerTLSTests {
             for attempt in ["version", "\0REQ\0\0\0\u{10}\0\0\0\u{02}hi"] {
                 let confused = try await RawClient.connect(host: "127.0.0.1", port: ports.tls, label: "confused")
                 try await confused.sendRaw(ByteBuffer(string: attempt))
-                let frames = try await confused.framesUntilClose(timeout: .seconds(5))
+                let frames = try await confused.framesUntilClose(timeout: .seconds(20))
                 #expect(!frames.contains { "\($0)".contains("OK") }, "\(frames)")
             }
 
@@ -258,7 +258,11 @@ struct ServerTLSTests {
             }
             // One more that starts a record and stops.
             let stalled = try await RawClient.connect(host: "127.0.0.1", port: ports.tls, label: "stalled")
-            try await stalled.sendRaw([0x16, 0x03, 0x01])
+            do {
+                try await stalled.sendRaw([0x16, 0x03, 0x01])
+            } catch where !stalled.channel.isActive {
+                // On a loaded machine the deadline may already have dropped it: what is checked below.
+            }
             idlers.append(stalled)
 
             try await runJob(worker: worker, client: client, function: "tls.meanwhile", payload: "not blocked")

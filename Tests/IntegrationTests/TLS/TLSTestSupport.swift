@@ -391,7 +391,7 @@ func sClient(
     process.write("version\n")
     await process.waitFor(timeout: timeout) { out, _ in out.contains("OK ") || out.contains("ERR ") }
     process.closeInput()
-    let status = await process.wait(timeout: .seconds(3))
+    let status = await process.wait(timeout: .seconds(20))
     return SClientResult(stdout: process.stdout, stderr: process.stderr, status: status)
 }
 
