@@ -63,7 +63,9 @@ struct Job {
     let function: ByteBuffer
     let unique: ByteBuffer
     let coalescing: Coalescing
-    let payload: ByteBuffer
+    /// The workload. A large foreground payload may still be a slice of the read buffer it arrived
+    /// in until `compactDeferredPayloads` copies it (see `JobServerStateMachine.createJob`).
+    var payload: ByteBuffer
     let priority: JobPriority
     /// The reducer of a reduce submission; nil for an ordinary job.
     let reducer: ByteBuffer?
