@@ -7,9 +7,10 @@ import Testing
 
 /// The PostgreSQL store against a real server (`GEARLOCK_TEST_POSTGRES_URL`): the SQLite store's
 /// semantics, servers sharing one database, one server per name, the replacement of a lost server,
-/// lost connections, and clear errors. Every test uses a server name of its own, so they run in
-/// parallel on one database.
-@Suite struct PostgresQueueStoreTests {
+/// lost connections, and clear errors. Every test uses a server name of its own, so they could run in
+/// parallel on one database; they run one at a time so that, beside the rest of the suite on a small
+/// machine, no connection waits out postgres-nio's 10 s connect timeout (it did once in CI).
+@Suite(.serialized) struct PostgresQueueStoreTests {
     static let variedJobs = SQLiteQueueStoreTests.variedJobs
 
     // MARK: The SQLite store's semantics

@@ -13,7 +13,7 @@ import Darwin
 
 /// Start-up with a file that cannot serve as the queue: always a clear error naming the file, never a
 /// crash, and never an empty queue in place of one that could not be read.
-@Suite struct SQLiteQueueStoreStartupTests {
+@Suite(.serialized) struct SQLiteQueueStoreStartupTests {
     @Test func aNewDatabaseIsReadableOnlyByItsOwner() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

@@ -5,7 +5,7 @@ import Testing
 
 @testable import GearmanQueue
 
-@Suite struct SQLiteQueueStoreTests {
+@Suite(.serialized) struct SQLiteQueueStoreTests {
     /// Jobs that between them use every field's every shape.
     static let variedJobs: [StoredJob] = [
         StoredJob(

@@ -112,7 +112,9 @@ struct AuthenticatingConnectionTests {
         _ server: FakeAuthServer, secret: String, clientID: String? = nil, reconnectDelay: Duration = .seconds(30)
     ) throws -> GearmanConnectionOptions {
         GearmanConnectionOptions(
-            servers: [server.address], initialReconnectDelay: reconnectDelay, maximumReconnectDelay: reconnectDelay,
+            // 20 s to connect: the default 5 s expired once at a loaded CI start (a hang guard only).
+            servers: [server.address], connectTimeout: .seconds(20), initialReconnectDelay: reconnectDelay,
+            maximumReconnectDelay: reconnectDelay,
             clientID: clientID, credentials: try GearmanCredentials(principal: "acme", secret: secret))
     }
 

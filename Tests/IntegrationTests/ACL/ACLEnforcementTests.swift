@@ -6,7 +6,7 @@ import Testing
 
 /// Two tenants on one server over plaintext loopback, driven with raw packets: what each may
 /// register, submit, see and change, and what happens to everyone else.
-@Suite("ACL enforcement on a live server", .timeLimit(.minutes(2)))
+@Suite("ACL enforcement on a live server", .serialized, .timeLimit(.minutes(2)))
 struct ACLEnforcementTests {
     @Test("An authorised worker and client of one tenant run a job")
     func allowedJob() async throws {

@@ -6,7 +6,7 @@ import NIOCore
 import Testing
 
 /// Our client, worker and admin libraries and the `gearlock` CLI against the two-tenant ACL.
-@Suite("ACL through our libraries and CLI", .timeLimit(.minutes(2)))
+@Suite("ACL through our libraries and CLI", .serialized, .timeLimit(.minutes(2)))
 struct ACLLibraryTests {
     static func options(_ server: ACLTestServer, as principal: String?, secret: String? = nil) throws
         -> GearmanConnectionOptions

@@ -9,7 +9,7 @@ import Testing
 /// Existing Gearman peers against an ACL: Python `gear` over mutual TLS (identity from the client
 /// certificate), and libgearman — the library the `gearman` tool is built on — authenticating
 /// with the SET_CLIENT_ID token.
-@Suite("ACL with real peers", .timeLimit(.minutes(2)))
+@Suite("ACL with real peers", .serialized, .timeLimit(.minutes(2)))
 struct ACLPeerTests {
     @Test("Python gear over mutual TLS: each tenant runs its own jobs; denials neither leak nor loop")
     func pythonGearTwoTenants() async throws {

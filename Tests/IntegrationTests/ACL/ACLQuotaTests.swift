@@ -5,7 +5,7 @@ import Testing
 
 /// The per-tenant quotas `max_payload_bytes` and `max_connections` on a live server (the queue quota:
 /// `ACLEnforcementTests.queueQuota`).
-@Suite("ACL tenant quotas on a live server", .timeLimit(.minutes(2)))
+@Suite("ACL tenant quotas on a live server", .serialized, .timeLimit(.minutes(2)))
 struct ACLQuotaTests {
     static func policy() throws -> AccessPolicy {
         try AccessPolicy(

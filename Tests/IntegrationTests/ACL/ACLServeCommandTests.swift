@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// `gearlock serve --acl FILE`: start-up validation and SIGHUP reload of the real binary.
-@Suite("gearlock serve --acl", .timeLimit(.minutes(2)))
+@Suite("gearlock serve --acl", .serialized, .timeLimit(.minutes(2)))
 struct ACLServeCommandTests {
     /// The fixture ACL plus `admin: read` for anonymous connections, so the start-up probe's
     /// `getpid` is answered.

@@ -29,7 +29,7 @@ func parseWorkers(_ reply: String, sourceLocation: SourceLocation = #_sourceLoca
 }
 
 /// The text admin protocol, byte for byte (PROTOCOL.md §b, probe notes §A).
-@Suite("Admin text protocol", .timeLimit(.minutes(5)))
+@Suite("Admin text protocol", .serialized, .timeLimit(.minutes(5)))
 struct AdminTextTests {
     /// The probe's setup: a worker (CAN_DO rev, other; id worker-A), a client (id client-1), four
     /// background jobs. Returns the handles in submission order.

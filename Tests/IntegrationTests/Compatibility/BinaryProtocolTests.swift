@@ -3,7 +3,7 @@ import NIOCore
 import Testing
 
 /// The binary protocol's replies, byte for byte (probe notes §B).
-@Suite("Binary protocol", .timeLimit(.minutes(5)))
+@Suite("Binary protocol", .serialized, .timeLimit(.minutes(5)))
 struct BinaryProtocolTests {
     @Test("ECHO_REQ → ECHO_RES with the same bytes", arguments: ServerKind.allCases)
     func echo(kind: ServerKind) async throws {

@@ -2,7 +2,7 @@ import GearmanProtocol
 import Testing
 
 /// Unique-key coalescing per (function, unique), PROTOCOL.md §c.1.
-@Suite("Coalescing", .timeLimit(.minutes(5)))
+@Suite("Coalescing", .serialized, .timeLimit(.minutes(5)))
 struct CoalescingTests {
     @Test("two foreground clients with the same unique share one job and both get WORK_COMPLETE", arguments: ServerKind.allCases)
     func foregroundCoalescing(kind: ServerKind) async throws {

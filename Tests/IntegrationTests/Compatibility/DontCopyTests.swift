@@ -4,7 +4,7 @@ import Testing
 
 /// gearmand bugs PROTOCOL.md lists under "Don't copy". Each test asserts the correct behaviour;
 /// the gearmand run is expected to fail it (`withKnownIssue`), which also proves the bug is real.
-@Suite("Don't copy gearmand's bugs", .timeLimit(.minutes(5)))
+@Suite("Don't copy gearmand's bugs", .serialized, .timeLimit(.minutes(5)))
 struct DontCopyTests {
     @Test("a 64-byte unique is kept whole: listed, coalesced and found by GET_STATUS_UNIQUE", arguments: ServerKind.allCases)
     func sixtyFourByteUnique(kind: ServerKind) async throws {

@@ -3,7 +3,7 @@ import NIOCore
 import Testing
 
 /// SUBMIT_JOB_EPOCH (PROTOCOL.md §c.9).
-@Suite("Epoch jobs", .timeLimit(.minutes(5)))
+@Suite("Epoch jobs", .serialized, .timeLimit(.minutes(5)))
 struct EpochTests {
     /// gearmand 1.1.20 never wakes a sleeping worker when an epoch job falls due (a 2.0 fix adds a
     /// per-function timer); the worker only finds the job by polling.
@@ -61,7 +61,7 @@ struct EpochTests {
 }
 
 /// WORK_EXCEPTION and the `exceptions` option (PROTOCOL.md §c.11).
-@Suite("Exceptions", .timeLimit(.minutes(5)))
+@Suite("Exceptions", .serialized, .timeLimit(.minutes(5)))
 struct ExceptionTests {
     @Test("OPTION_REQ exceptions → WORK_EXCEPTION with payload; without it → WORK_FAIL", arguments: ServerKind.allCases)
     func exceptionsOption(kind: ServerKind) async throws {

@@ -3,7 +3,7 @@ import NIOCore
 import Testing
 
 /// Byte-level delivery, size boundaries and a little load, against both servers.
-@Suite("Framing and load", .timeLimit(.minutes(5)))
+@Suite("Framing and load", .serialized, .timeLimit(.minutes(5)))
 struct FramingAndLoadTests {
     @Test("a packet and an admin line sent one byte at a time", arguments: ServerKind.allCases)
     func byteByByte(kind: ServerKind) async throws {

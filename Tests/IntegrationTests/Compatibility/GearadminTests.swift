@@ -2,7 +2,7 @@ import GearmanProtocol
 import Testing
 
 /// libgearman's `gearadmin`, unchanged, against both servers (probe notes §C).
-@Suite("gearadmin interop", .timeLimit(.minutes(5)))
+@Suite("gearadmin interop", .serialized, .timeLimit(.minutes(5)))
 struct GearadminTests {
     @Test("--status, --priority-status, --show-jobs, --show-unique-jobs print the server's list verbatim", arguments: ServerKind.allCases)
     func lists(kind: ServerKind) async throws {

@@ -2,7 +2,7 @@ import GearmanProtocol
 import NIOCore
 import Testing
 
-@Suite("Large payloads", .timeLimit(.minutes(5)))
+@Suite("Large payloads", .serialized, .timeLimit(.minutes(5)))
 struct LargePayloadTests {
     static let size = 64 << 20
 

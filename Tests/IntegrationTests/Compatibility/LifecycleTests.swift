@@ -3,7 +3,7 @@ import NIOCore
 import Testing
 
 /// Registrations, timeouts and disconnects (PROTOCOL.md §a.4, §c.6 – §c.8).
-@Suite("Worker and client lifecycle", .timeLimit(.minutes(5)))
+@Suite("Worker and client lifecycle", .serialized, .timeLimit(.minutes(5)))
 struct LifecycleTests {
     @Test("CANT_DO while running requeues the job; RESET_ABILITIES too", arguments: ServerKind.allCases)
     func cantDoRequeues(kind: ServerKind) async throws {

@@ -2,7 +2,7 @@ import GearmanProtocol
 import Testing
 
 /// HIGH, NORMAL, LOW queues (PROTOCOL.md §c.2).
-@Suite("Priorities", .timeLimit(.minutes(5)))
+@Suite("Priorities", .serialized, .timeLimit(.minutes(5)))
 struct PriorityTests {
     @Test("one function: a worker grabs HIGH, then NORMAL (FIFO), then LOW", arguments: ServerKind.allCases)
     func oneFunction(kind: ServerKind) async throws {

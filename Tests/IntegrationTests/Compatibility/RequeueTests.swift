@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// A worker lost mid-job: requeue, retry cap (PROTOCOL.md §c.4, §c.6).
-@Suite("Requeue on worker loss", .timeLimit(.minutes(5)))
+@Suite("Requeue on worker loss", .serialized, .timeLimit(.minutes(5)))
 struct RequeueTests {
     @Test("a raw worker's connection dies mid-job: a sleeping worker is woken, gets the same handle, the client gets the result", arguments: ServerKind.allCases)
     func rawWorkerVanishes(kind: ServerKind) async throws {

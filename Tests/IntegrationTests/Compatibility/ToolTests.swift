@@ -3,7 +3,7 @@ import GearmanProtocol
 import Testing
 
 /// libgearman's `gearman` command, unchanged, against both servers.
-@Suite("gearman CLI interop", .timeLimit(.minutes(5)))
+@Suite("gearman CLI interop", .serialized, .timeLimit(.minutes(5)))
 struct ToolTests {
     @Test("foreground job: gearman -w rev + gearman -f rev hello prints olleh", arguments: ServerKind.allCases)
     func foregroundJob(kind: ServerKind) async throws {

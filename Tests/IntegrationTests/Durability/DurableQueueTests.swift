@@ -12,7 +12,7 @@ import Glibc
 #endif
 
 /// `gearlock serve --queue sqlite:FILE`: background jobs survive a restart and a `kill -9`.
-@Suite("Durable SQLite queue", .timeLimit(.minutes(3)))
+@Suite("Durable SQLite queue", .serialized, .timeLimit(.minutes(3)))
 struct DurableQueueTests {
     static func temporaryDatabase() throws -> (directory: String, path: String) {
         let directory = NSTemporaryDirectory() + "gearlock-queue-\(UUID().uuidString)"

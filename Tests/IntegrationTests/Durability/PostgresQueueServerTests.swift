@@ -9,7 +9,7 @@ import Glibc
 /// `gearlock serve --queue postgres://… --server-name NAME` against a real PostgreSQL server
 /// (`GEARLOCK_TEST_POSTGRES_URL`, set by `.ci/run`): crash safety as with SQLite, and a server lost
 /// for good replaced by another started with its name.
-@Suite("Durable PostgreSQL queue", .timeLimit(.minutes(3)))
+@Suite("Durable PostgreSQL queue", .serialized, .timeLimit(.minutes(3)))
 struct PostgresQueueServerTests {
     static let variable = "GEARLOCK_TEST_POSTGRES_URL"
 

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// `gearlock acl check` and `gearlock acl new-secret`, run as the real binary.
-@Suite("gearlock acl binary", .timeLimit(.minutes(5)))
+@Suite("gearlock acl binary", .serialized, .timeLimit(.minutes(5)))
 struct ACLCommandTests {
     static func withTemporaryFile<T>(_ contents: String, _ body: (String) async throws -> T) async throws -> T {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("gearlock-acl-\(UUID().uuidString).yaml").path

@@ -7,7 +7,7 @@ import Testing
 ///
 /// Each scenario runs in a child process (an exit test), so a crash in the server fails this test
 /// instead of killing the whole test run.
-@Suite("Admin shutdown (Gearlock)", .timeLimit(.minutes(5)))
+@Suite("Admin shutdown (Gearlock)", .serialized, .timeLimit(.minutes(5)))
 struct AdminShutdownTests {
     @Test("`shutdown` answers OK and stops the server without crashing the process")
     func shutdown() async {

@@ -6,7 +6,7 @@ import ServiceLifecycle
 import Testing
 
 /// `JobServer` as a swift-service-lifecycle `Service` inside a host program's `ServiceGroup`.
-@Suite("Embedded JobServer", .timeLimit(.minutes(5)))
+@Suite("Embedded JobServer", .serialized, .timeLimit(.minutes(5)))
 struct EmbeddedServerTests {
     /// Runs `group` and `body` side by side; returns once `group.run()` has returned, failing if
     /// that takes longer than `timeout` after `body` finished.

@@ -9,7 +9,7 @@ import Glibc
 
 /// Faults against a real `gearlock serve`: workers SIGKILLed mid-job, a client vanishing while its
 /// job runs, the queue's disk filling up. (The server killed under load: `DurableQueueTests`.)
-@Suite("Faults (gearlock serve)", .timeLimit(.minutes(3)))
+@Suite("Faults (gearlock serve)", .serialized, .timeLimit(.minutes(3)))
 struct FaultTests {
     @Test("Workers (gearlock work) SIGKILLed at random mid-job: every foreground job ends exactly once for its client, completed or failed after the retry cap")
     func workersKilledAtRandom() async throws {

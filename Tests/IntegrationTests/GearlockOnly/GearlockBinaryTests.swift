@@ -68,7 +68,7 @@ func residentBytes(of pid: pid_t) -> Int? {
     return kilobytes * 1024
 }
 
-@Suite("gearlock serve binary", .timeLimit(.minutes(5)))
+@Suite("gearlock serve binary", .serialized, .timeLimit(.minutes(5)))
 struct GearlockBinaryTests {
     @Test("starts, answers version, and exits 0 on SIGTERM")
     func startsAndStopsOnSIGTERM() async throws {

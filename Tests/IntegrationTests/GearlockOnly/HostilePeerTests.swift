@@ -6,7 +6,7 @@ import Testing
 /// Hostile peers against a real `gearlock serve` on loopback: slow-loris, connection churn, garbage
 /// from many connections, truncated packets. Each gets an error or a closed connection; nobody else
 /// is harmed; the server still answers `version` and gives its file descriptors back.
-@Suite("Hostile peers (gearlock serve)", .timeLimit(.minutes(3)))
+@Suite("Hostile peers (gearlock serve)", .serialized, .timeLimit(.minutes(3)))
 struct HostilePeerTests {
     @Test("A slow-loris dribbling a byte a second gets ERROR TIMEOUT and is closed; a slow but steady peer, idle workers and everyone else go on")
     func slowLoris() async throws {

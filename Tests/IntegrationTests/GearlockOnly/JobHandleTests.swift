@@ -3,7 +3,7 @@ import GearmanServer
 import Testing
 
 /// Handles: unguessable, at most 63 bytes (libgearman keeps them in a 64-byte buffer).
-@Suite("Job handles (Gearlock)", .timeLimit(.minutes(5)))
+@Suite("Job handles (Gearlock)", .serialized, .timeLimit(.minutes(5)))
 struct JobHandleTests {
     @Test("handles fit in 63 bytes with the longest prefix, and libgearman's tools use them")
     func longestPrefixWorksWithTools() async throws {

@@ -3,7 +3,7 @@ import NIOCore
 import Testing
 
 /// Garbage on one connection closes that connection (with a reason) and nothing else.
-@Suite("Malformed input (Gearlock)", .timeLimit(.minutes(5)))
+@Suite("Malformed input (Gearlock)", .serialized, .timeLimit(.minutes(5)))
 struct MalformedInputTests {
     enum Input: String, CaseIterable, CustomTestStringConvertible {
         case badMagic

@@ -5,7 +5,7 @@ import Testing
 
 /// The queue's file system turns read-only while `gearlock serve` runs (see
 /// `ReadOnlyFileSystemShim`): nothing acknowledged may be lost, and nothing refused may come back.
-@Suite("Read-only queue database (gearlock serve)", .timeLimit(.minutes(3)))
+@Suite("Read-only queue database (gearlock serve)", .serialized, .timeLimit(.minutes(3)))
 struct ReadOnlyQueueTests {
     @Test("The queue's file system turns read-only while serving: background submissions get ERROR QUEUE_ERROR and the log says why, foreground jobs and admin go on; once writable again submissions succeed, and a restart replays every acknowledged job and no refused one")
     func turnsReadOnlyWhileServing() async throws {

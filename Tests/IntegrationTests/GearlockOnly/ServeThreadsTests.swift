@@ -10,7 +10,7 @@ import Glibc
 /// so every packet hops between threads. Driven by `gearlock bench --driver raw`, whose clients
 /// close with jobs still in flight at the end of each run (the path of a write failing under a
 /// flush), and checked byte for byte.
-@Suite("gearlock serve --threads", .timeLimit(.minutes(5)))
+@Suite("gearlock serve --threads", .serialized, .timeLimit(.minutes(5)))
 struct ServeThreadsTests {
     private func bench(port: Int, pid: Int32, _ arguments: [String]) async throws -> [String: Any] {
         let (result, report) = try await runBench(

@@ -4,7 +4,7 @@ import NIOCore
 import Testing
 
 /// `gearlock serve --max-connections / --max-connections-per-address / --max-queue-bytes` on loopback.
-@Suite("Server-wide limits", .timeLimit(.minutes(2)))
+@Suite("Server-wide limits", .serialized, .timeLimit(.minutes(2)))
 struct ServerLimitsBinaryTests {
     @Test("One connection over --max-connections gets QUOTA_EXCEEDED and is closed; the others go on")
     func connectionLimit() async throws {

@@ -9,7 +9,7 @@ import Glibc
 #endif
 
 /// `GearmanAdminClient` and `gearlock admin` against both servers on loopback.
-@Suite("Admin client", .timeLimit(.minutes(5)))
+@Suite("Admin client", .serialized, .timeLimit(.minutes(5)))
 struct AdminClientTests {
     typealias FunctionStatus = GearmanAdminClient.FunctionStatus
     typealias FunctionPriorityStatus = GearmanAdminClient.FunctionPriorityStatus
@@ -17,7 +17,7 @@ struct AdminClientTests {
     static func adminClient(_ server: TestServer, clientID: String? = nil) -> GearmanAdminClient {
         GearmanAdminClient(
             server: GearmanServerAddress(host: server.host, port: server.port),
-            options: GearmanConnectionOptions(clientID: clientID))
+            options: GearmanConnectionOptions(connectTimeout: .seconds(20), clientID: clientID))
     }
 
     @Test("status, priority status, show jobs, unique jobs, workers", arguments: ServerKind.allCases)
@@ -191,7 +191,9 @@ struct AdminClientTests {
     @Test("shutdown on a gearlock serve process: OK, then the process exits 0")
     func shutdownOnGearlock() async throws {
         try await withGearlockBinary { port, process in
-            let admin = GearmanAdminClient(server: GearmanServerAddress(host: "127.0.0.1", port: port))
+            let admin = GearmanAdminClient(
+                server: GearmanServerAddress(host: "127.0.0.1", port: port),
+                options: GearmanConnectionOptions(connectTimeout: .seconds(20)))
             defer { admin.close() }
             #expect(try await admin.pid() == Int(process.pid))
             try await admin.shutdown(graceful: true)

@@ -3,7 +3,7 @@ import Testing
 
 /// `gearlock bench`, the binary, for a second at a time: it runs, verifies, and reports, so the
 /// benchmark can't rot. No thresholds: only that work was done and every result matched.
-@Suite("gearlock bench smoke", .timeLimit(.minutes(5)))
+@Suite("gearlock bench smoke", .serialized, .timeLimit(.minutes(5)))
 struct BenchSmokeTests {
     /// Runs `gearlock bench -s SERVER --json <arguments>` and returns its JSON object.
     private func bench(_ server: TestServer, _ arguments: [String]) async throws -> (ProcessResult, [String: Any]) {

@@ -37,7 +37,7 @@ extension TestServer {
 }
 
 /// `gearlock submit` and `gearlock work`, the binary, against both servers and the reference tools.
-@Suite("gearlock submit and work", .timeLimit(.minutes(5)))
+@Suite("gearlock submit and work", .serialized, .timeLimit(.minutes(5)))
 struct CLITests {
     @Test("gearlock work -- rev + gearlock submit hello prints olleh; -c 1 exits 0", arguments: ServerKind.allCases)
     func roundTrip(kind: ServerKind) async throws {
@@ -139,7 +139,8 @@ struct CLITests {
     @Test("WORK_EXCEPTION: submit exits 1 and prints the exception's payload to stderr", arguments: ServerKind.allCases)
     func exception(kind: ServerKind) async throws {
         try await withTestServer(kind) { server in
-            let options = GearmanConnectionOptions(servers: [.init(host: server.host, port: server.port)])
+            let options = GearmanConnectionOptions(
+                servers: [.init(host: server.host, port: server.port)], connectTimeout: .seconds(20))
             let worker = GearmanWorker(configuration: .init(connection: options))
             worker.register(function: "raises") { _ in throw GearmanJobException("disk on fire") }
             try await withThrowingTaskGroup(of: Void.self) { group in

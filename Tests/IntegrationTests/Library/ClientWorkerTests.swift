@@ -21,7 +21,7 @@ private func reversed(_ buffer: ByteBuffer) -> ByteBuffer {
     ByteBuffer(string: String(String(buffer: buffer).reversed()))
 }
 
-@Suite("Swift client and worker on loopback", .timeLimit(.minutes(5)))
+@Suite("Swift client and worker on loopback", .serialized, .timeLimit(.minutes(5)))
 struct ClientWorkerTests {
     /// 64 MiB, made once for both server kinds (the machine running the tests may be small).
     static let bigPayload = seededRandomBytes(count: 64 << 20, seed: 0x4745_4152)

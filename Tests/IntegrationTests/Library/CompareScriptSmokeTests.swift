@@ -4,7 +4,7 @@ import Testing
 /// `bench/compare.sh --quick` with the debug build: the comparison script starts Gearlock and
 /// gearmand, runs every row of its matrix, and prints the table, so it can't rot. No thresholds:
 /// the PASS/FAIL column is not looked at.
-@Suite("bench/compare.sh smoke", .timeLimit(.minutes(5)))
+@Suite("bench/compare.sh smoke", .serialized, .timeLimit(.minutes(5)))
 struct CompareScriptSmokeTests {
     static let script: String = {
         var url = URL(fileURLWithPath: #filePath)

@@ -3,7 +3,7 @@ import NIOCore
 import Testing
 
 /// The README's library example, run as written (only the server address differs).
-@Suite("README example", .timeLimit(.minutes(5)))
+@Suite("README example", .serialized, .timeLimit(.minutes(5)))
 struct ReadmeExampleTests {
     @Test("the worker-and-client example works against both servers", arguments: ServerKind.allCases)
     func example(kind: ServerKind) async throws {

@@ -3,7 +3,7 @@ import GearlockTestSupport
 import Testing
 
 /// `gearlock serve --check-config`: validates everything start-up would load, starts nothing.
-@Suite("gearlock serve --check-config", .timeLimit(.minutes(3)))
+@Suite("gearlock serve --check-config", .serialized, .timeLimit(.minutes(3)))
 struct CheckConfigTests {
     @Test("a good configuration: exit 0 and a short summary, without serving")
     func success() async throws {

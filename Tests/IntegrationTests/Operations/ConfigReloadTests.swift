@@ -11,7 +11,7 @@ import Glibc
 
 /// `gearlock serve --config FILE` and SIGHUP: the file is read again, what can change live is
 /// applied, what needs a restart is named, and a broken file changes nothing.
-@Suite("gearlock serve --config: reload on SIGHUP", .timeLimit(.minutes(3)))
+@Suite("gearlock serve --config: reload on SIGHUP", .serialized, .timeLimit(.minutes(3)))
 struct ConfigReloadTests {
     /// The server's stderr so far.
     static func log(_ process: ChildProcess) -> String {

@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 /// `gearlock serve --config FILE`: the real binary started from a configuration file.
-@Suite("gearlock serve --config", .timeLimit(.minutes(3)))
+@Suite("gearlock serve --config", .serialized, .timeLimit(.minutes(3)))
 struct ConfigurationFileServeTests {
     @Test("a server started from a file listens where the file says and applies its options")
     func roundTrip() async throws {

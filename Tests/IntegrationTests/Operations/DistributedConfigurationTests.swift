@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The configurations the repository ships or documents stay valid as the options change.
-@Suite("Shipped and documented configurations", .timeLimit(.minutes(5)))
+@Suite("Shipped and documented configurations", .serialized, .timeLimit(.minutes(5)))
 struct DistributedConfigurationTests {
     static let packageRoot: String = {
         var url = URL(fileURLWithPath: #filePath)

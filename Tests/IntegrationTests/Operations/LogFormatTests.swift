@@ -3,7 +3,7 @@ import GearmanProtocol
 import Testing
 
 /// `gearlock serve --log-format json|text`: the real server's log, with an audit event provoked.
-@Suite("gearlock serve --log-format", .timeLimit(.minutes(2)))
+@Suite("gearlock serve --log-format", .serialized, .timeLimit(.minutes(2)))
 struct LogFormatTests {
     /// Starts the server with the two-tenant ACL and `format`, fails one authentication, stops the
     /// server, and returns everything it logged.

@@ -7,7 +7,7 @@ import Testing
 
 /// `gearlock serve --metrics-listen`: the Prometheus endpoint of the real binary, scraped during a
 /// loopback run.
-@Suite("gearlock serve --metrics-listen", .timeLimit(.minutes(3)))
+@Suite("gearlock serve --metrics-listen", .serialized, .timeLimit(.minutes(3)))
 struct MetricsTests {
     @Test("a scrape shows the jobs, queues, workers, connections, security events and commits of the run")
     func countsOfALoopbackRun() async throws {

@@ -2,7 +2,7 @@ import Foundation
 import GearmanServer
 import Testing
 
-@Suite("gearlock --version and shell completions", .timeLimit(.minutes(5)))
+@Suite("gearlock --version and shell completions", .serialized, .timeLimit(.minutes(5)))
 struct ShellCompletionAndVersionTests {
     @Test("--version prints the server's version")
     func version() async throws {

@@ -7,7 +7,7 @@ import Testing
 
 /// `gearlock work`, `submit` and `admin` with their TLS options, against a TLS listener that
 /// requires client certificates.
-@Suite("gearlock CLI over mutual TLS", .timeLimit(.minutes(5)))
+@Suite("gearlock CLI over mutual TLS", .serialized, .timeLimit(.minutes(5)))
 struct CLITLSTests {
     static func tlsArguments(_ pki: TestPKI, port: Int, certificate: String?) -> [String] {
         var arguments = ["--server", "127.0.0.1:\(port)", "--tls-ca", pki.certificate("ca")]

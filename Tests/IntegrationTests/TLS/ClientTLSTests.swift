@@ -7,7 +7,7 @@ import NIOCore
 import Testing
 
 /// Our client and worker library over TLS, against our server's TLS listener.
-@Suite("Client and worker over TLS", .timeLimit(.minutes(5)))
+@Suite("Client and worker over TLS", .serialized, .timeLimit(.minutes(5)))
 struct ClientTLSTests {
     /// Connection options for the TLS port, trusting the test CA and presenting `certificate`.
     static func options(

@@ -14,7 +14,7 @@ import Glibc
 /// The server's TLS listeners on loopback: `openssl s_client`, Python `gear`, our own TLS handler as
 /// a raw client, and the `gearlock serve` binary (flags, handshake deadline, SIGHUP reload).
 /// Certificates come from a throwaway PKI made with the `openssl` CLI (`TestPKI`).
-@Suite("Server TLS listeners", .timeLimit(.minutes(5)))
+@Suite("Server TLS listeners", .serialized, .timeLimit(.minutes(5)))
 struct ServerTLSTests {
     // MARK: openssl s_client
 
