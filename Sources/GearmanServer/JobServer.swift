@@ -58,6 +58,7 @@ public final class JobServer: Service, Sendable {
         machineConfiguration.processID = getpid()
         machineConfiguration.version = Self.version
         machineConfiguration.verboseLevel = logger.logLevel.gearmanName
+        machineConfiguration.persistsBackgroundJobs = !(queueStore is VolatileQueueStore)
         machineConfiguration.limits = ServerLimits(
             maxConnections: configuration.maxConnections,
             maxConnectionsPerAddress: configuration.maxConnectionsPerAddress,

@@ -36,9 +36,13 @@ extension JobServerStateMachine {
         observe(.jobSubmitted(function: function))
         let job = jobs[jobID]!
         if submission.background {
-            // JOB_CREATED only once the job is durable.
-            actions.append(.persist(storedJob(job)))
-            awaitCommit(of: job.handle, createdJob: true, for: id)
+            if configuration.persistsBackgroundJobs {
+                // JOB_CREATED only once the job is durable.
+                actions.append(.persist(storedJob(job)))
+                awaitCommit(of: job.handle, createdJob: true, for: id)
+            } else {
+                send(.jobCreated(handle: job.handle), to: id)
+            }
         } else {
             jobs[jobID]!.listeners.append(id)
             connections[id]!.listeningJobs.insert(jobID)
@@ -62,9 +66,11 @@ extension JobServerStateMachine {
             if !job.isBackground {
                 job.isBackground = true
                 jobs[jobID] = job
-                actions.append(.persist(storedJob(job)))
-                awaitCommit(of: job.handle, createdJob: false, for: id)
-                return
+                if configuration.persistsBackgroundJobs {
+                    actions.append(.persist(storedJob(job)))
+                    awaitCommit(of: job.handle, createdJob: false, for: id)
+                    return
+                }
             }
             if isAwaitingCommit(job.handle) {
                 awaitCommit(of: job.handle, createdJob: true, for: id)

@@ -25,6 +25,9 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         var limits = ServerLimits()
         /// Report `observations` for metrics (and time jobs for them). Off: nothing is recorded.
         var observesMetrics = false
+        /// Background jobs go to the queue store (`persist`/`unpersist` actions; JOB_CREATED waits for
+        /// the commit). Off for a server without durability: JOB_CREATED at once, no store traffic.
+        var persistsBackgroundJobs = true
     }
 
     /// Changed while running only by `limitsChanged(_:)` and `verboseLevelChanged(_:)`.
@@ -458,7 +461,7 @@ struct JobServerStateMachine<Clock: JobServerClock> {
         for listener in job.listeners {
             connections[listener]?.listeningJobs.remove(jobID)
         }
-        if job.isBackground {
+        if job.isBackground && configuration.persistsBackgroundJobs {
             actions.append(.unpersist(handle: job.handle))
         }
     }
@@ -489,7 +492,7 @@ struct JobServerStateMachine<Clock: JobServerClock> {
             removeJob(jobID)
             return
         }
-        if job.isBackground && countRetry {
+        if job.isBackground && countRetry && configuration.persistsBackgroundJobs {
             actions.append(.persist(storedJob(job)))
         }
         functions[job.function]!.queuedCounts[job.priority.rawValue] -= 1

@@ -109,4 +109,32 @@ import Testing
         #expect(lost.persisted.map(\.retries) == [1])
         #expect(lost.unpersisted.isEmpty)
     }
+
+    /// `--queue memory`: the store keeps nothing, so the machine asks nothing of it and answers
+    /// JOB_CREATED at once (the same replies, without a commit's bookkeeping per job).
+    @Test func withoutDurabilityNothingIsPersistedAndJobCreatedIsImmediate() throws {
+        let h = Harness(configure: { $0.persistsBackgroundJobs = false })
+        h.autoCommit = false
+        let client = h.connect()
+        let worker = h.worker("f")
+        let submitted = h.send(Pkt.submitBG("f", unique: "u", "x"), from: client)
+        guard case .jobCreated(let handle)? = submitted.packets(to: client).first else {
+            Issue.record("no JOB_CREATED without a commit: \(submitted.effects)")
+            return
+        }
+        #expect(submitted.effects == [.send(.jobCreated(handle: handle), to: client)])
+        // A foreground job joined by a background submission becomes background, still at once.
+        let (_, foreground) = try h.submitFromNewClient(Pkt.submit("f", unique: "v", "y"))
+        let joined = h.send(Pkt.submitBG("f", unique: "v", "y"), from: client)
+        #expect(joined.effects == [.send(.jobCreated(handle: foreground), to: client)])
+        #expect(try h.grabHandle(worker) == handle)
+        // A requeue after the worker is lost, and the end of the job: no store traffic either.
+        h.close(worker)
+        let second = h.worker("f")
+        #expect(try h.grabHandle(second) == foreground, "the requeued job went to the tail")
+        #expect(try h.grabHandle(second) == handle)
+        let ended = h.send(Pkt.workComplete(handle, "r"), from: second)
+        #expect(ended.persisted.isEmpty && ended.unpersisted.isEmpty, "\(ended.effects)")
+        #expect(h.machine.pendingPersists.isEmpty)
+    }
 }
