@@ -14,10 +14,10 @@
 #   RUNS=3*              runs of every measurement, interleaved between the servers (medians shown)
 #   DURATION=10* WARMUP=1*             foreground: seconds measured after a warm-up
 #   WORKERS=4 CLIENTS=4 IN_FLIGHT=16 WORKER_CONCURRENCY=1   foreground load (also idle's load)
-#   DRIVER=raw           what drives the foreground and background rows: raw (NIO handlers
-#                        speaking the protocol, the cheapest load generator, so the servers' own
-#                        costs show) or library (GearmanClient/GearmanWorker); the same for every
-#                        server (the idle rows' load is always the library's)
+#   DRIVER=raw           what drives the foreground, background and idle rows' loads: raw (NIO
+#                        handlers speaking the protocol, the cheapest load generator, so the servers'
+#                        own costs show) or library (GearmanClient/GearmanWorker); the same for every
+#                        server
 #   BG_JOBS=100000*      background jobs per run, 100 B each with its own unique key
 #   BG_CLIENTS=4 BG_IN_FLIGHT=64*      background enqueue load; drained by WORKERS workers
 #   IDLE_CONNECTIONS=10000*            idle connections, half of them sleeping workers
@@ -206,7 +206,7 @@ for run in $(seq "$RUNS"); do
         for target in gearlock "${gearmand_targets[@]}"; do
             measure "$target" "$target, $IDLE_CONNECTIONS idle connections" "$idle_limit" --mode idle \
                 --connections "$IDLE_CONNECTIONS" --duration "$IDLE_DURATION" --load-duration "$IDLE_LOAD_DURATION" \
-                --warmup "$WARMUP" "${fg_load[@]}" --payload-size 100
+                --warmup "$WARMUP" "${fg_load[@]}" --payload-size 100 --driver "$DRIVER"
             [[ -n $line ]] || continue
             echo "run $run, $target, $IDLE_CONNECTIONS idle connections: $(field "$line" jobs_per_s) jobs/s with them, $(field "$line" baseline_jobs_per_s) without" >&2
             results["idle $target"]+="$(field "$line" load_ratio) $(field "$line" jobs_per_s) $(field "$line" server_rss_per_connection_bytes) $(field "$line" connections_open)"$'\n'

@@ -66,7 +66,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "What drives the load — library (GearmanClient and GearmanWorker) or raw (NIO handlers speaking the protocol, the cheapest load generator): foreground jobs, and background mode's drain.",
+            "What drives the load — library (GearmanClient and GearmanWorker) or raw (NIO handlers speaking the protocol, the cheapest load generator): foreground jobs (also idle mode's load), and background mode's enqueue and drain with --jobs.",
             discussion: "raw needs no credentials: it does not authenticate."))
     var driver: Driver = .library
 
@@ -162,8 +162,8 @@ struct BenchCommand: AsyncParsableCommand {
             throw ValidationError("--sleeping-workers needs --mode idle")
         }
         if driver == .raw {
-            guard mode == .foreground || (mode == .background && jobs != nil) else {
-                throw ValidationError("--driver raw needs --mode foreground, or --mode background with --jobs")
+            guard mode == .foreground || mode == .idle || (mode == .background && jobs != nil) else {
+                throw ValidationError("--driver raw needs --mode foreground or idle, or --mode background with --jobs")
             }
             guard connection.principal == nil else { throw ValidationError("--driver raw does not authenticate: use --driver library with credentials") }
         }
@@ -240,7 +240,9 @@ struct BenchCommand: AsyncParsableCommand {
                     report: report, options: options, function: function, payloads: payloads, jobTimeout: jobTimeout))
         }
 
-        let clientList = (0..<clients).map { _ in GearmanClient(configuration: .init(connection: options)) }
+        // Idle mode with the raw driver opens its own clients for each load window.
+        let libraryClients = driver == .raw && mode == .idle ? 0 : clients
+        let clientList = (0..<libraryClients).map { _ in GearmanClient(configuration: .init(connection: options)) }
         defer { for client in clientList { client.shutdown() } }
         if let failure = await Self.connect(clientList, timeout: options.connectTimeout) {
             StandardStream.printError("gearlock bench: cannot reach \(server): \(failure)")
@@ -249,7 +251,7 @@ struct BenchCommand: AsyncParsableCommand {
 
         // Foreground: the workers are up and registered before the clock starts.
         var pool: BenchWorkerPool?
-        if mode == .foreground || mode == .idle {
+        if mode == .foreground || (mode == .idle && driver == .library) {
             pool = BenchWorkerPool(
                 count: workers, concurrency: workerConcurrency, options: options, function: function,
                 handler: { job in job.payload })

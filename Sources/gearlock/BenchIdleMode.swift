@@ -1,4 +1,5 @@
 import Gearman
+import GearmanTLS
 
 /// `gearlock bench --mode idle`: many idle connections, the server's CPU while they are open, the
 /// NOOPs its sleeping workers get, and a foreground load before and while they are open.
@@ -23,7 +24,7 @@ extension BenchCommand {
         outcome.report.add("load_duration_s", .double(loadDuration, digits: 3))
 
         // Every idle connection, the load's clients and workers, the admin connection, and NIO's own.
-        let needed = connections + clients.count + workers + 64
+        let needed = connections + self.clients + workers + 64
         do {
             outcome.report.add("fd_limit", .int(try FileDescriptorLimit.raise(toAtLeast: needed)))
         } catch {
@@ -38,7 +39,42 @@ extension BenchCommand {
         }
         outcome.report.add("server_fd_limit", serverPid.flatMap { ProcessStats.openFileLimit(pid: $0) }.map { .int($0) } ?? .null)
 
-        let baseline = loadDuration > 0 ? await measureLoad(clients: clients, function: function, payloads: payloads, jobTimeout: jobTimeout) : nil
+        // With the raw driver, its workers stay for both load windows; each window has its own clients.
+        var rawWorkers = BenchRawDriver.Connections()
+        let tlsContext: TLSContext?
+        do {
+            tlsContext = try BenchRawDriver.tlsContext(options)
+            if driver == .raw && loadDuration > 0 {
+                try await BenchRawDriver.startWorkers(
+                    count: workers, concurrency: workerConcurrency, function: function, options: options,
+                    tlsContext: tlsContext, into: &rawWorkers)
+                await waitForWorkers(workers, options: options, function: function)
+            }
+        } catch {
+            await rawWorkers.close()
+            outcome.fail("cannot reach \(options.servers[0]): \(error)")
+            return outcome
+        }
+        func measureLoad() async -> (LoadTally, WindowSamples, LoadWindow)? {
+            guard loadDuration > 0 else { return nil }
+            switch driver {
+            case .library:
+                return await measure(
+                    .foreground(function: function), clients: clients, payloads: payloads, seconds: loadDuration,
+                    jobTimeout: jobTimeout)
+            case .raw:
+                do {
+                    return try await measureRawLoad(
+                        function: function, payloads: payloads, seconds: loadDuration, jobTimeout: jobTimeout,
+                        options: options, tlsContext: tlsContext)
+                } catch {
+                    return (LoadTally(errors: 1, firstError: "cannot reach \(options.servers[0]): \(error)"), WindowSamples(),
+                        LoadWindow(start: benchNow(), end: benchNow() + 1))
+                }
+            }
+        }
+
+        let baseline = await measureLoad()
         if case let (tally, samples, window)? = baseline {
             Self.addLoadResults(
                 to: &outcome.report, tally: tally, seconds: window.seconds,
@@ -100,7 +136,11 @@ extension BenchCommand {
         outcome.report.add("noops_idle", .int(idleNoops))
         outcome.report.row("NOOPs while idle", "\(idleNoops) (to \(idle.sleepingWorkers) sleeping workers, no job)")
 
-        let loaded = loadDuration > 0 ? await measureLoad(clients: clients, function: function, payloads: payloads, jobTimeout: jobTimeout) : nil
+        let loaded = await measureLoad()
+        if driver == .raw {
+            outcome.count(await BenchRawDriver.collect(rawWorkers, jobTimeout: jobTimeout))
+            await rawWorkers.close()
+        }
         if case let (tally, samples, window)? = loaded {
             Self.addLoadResults(
                 to: &outcome.report, tally: tally, seconds: window.seconds,
@@ -152,12 +192,6 @@ extension BenchCommand {
         return outcome
     }
 
-    /// The foreground load of idle mode: `--warmup`, then `--load-duration` seconds measured.
-    private func measureLoad(
-        clients: [GearmanClient], function: String, payloads: BenchPayloads, jobTimeout: Duration
-    ) async -> (LoadTally, WindowSamples, LoadWindow) {
-        await measure(.foreground(function: function), clients: clients, payloads: payloads, seconds: loadDuration, jobTimeout: jobTimeout)
-    }
 
     /// The workers the server's `status` shows for `function`, asked until there are `expected`
     /// or `timeout` has passed; nil if it never answered.

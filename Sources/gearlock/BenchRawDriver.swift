@@ -347,15 +347,12 @@ extension BenchCommand {
                 count: workers, concurrency: workerConcurrency, function: function, options: options,
                 tlsContext: tlsContext, into: &connections)
             await waitForWorkers(workers, options: options, function: function)
-            let begin = benchNow()
-            let window = LoadWindow(
-                start: begin + Self.nanoseconds(warmup), end: begin + Self.nanoseconds(warmup) + Self.nanoseconds(duration))
-            async let sampled = WindowSamples.take(serverPID: serverPid, window: window)
-            try await BenchRawDriver.startClients(
-                count: clients, inFlight: inFlight, function: function, payloads: payloads, window: window,
-                options: options, tlsContext: tlsContext, into: &connections)
-            let samples = await sampled
-            let tally = await BenchRawDriver.collect(connections, jobTimeout: jobTimeout)
+            let (clientTally, samples, window) = try await measureRawLoad(
+                function: function, payloads: payloads, seconds: duration, jobTimeout: jobTimeout, options: options,
+                tlsContext: tlsContext)
+            // The workers' errors too.
+            var tally = clientTally
+            tally.merge(await BenchRawDriver.collect(connections, jobTimeout: jobTimeout))
             Self.addLoadResults(to: &outcome.report, tally: tally, seconds: window.seconds, labels: ("jobs", "jobs/s"))
             Self.addProcessStats(
                 to: &outcome.report, prefix: "", samples: samples, seconds: window.seconds, jobs: tally.jobs,
@@ -369,6 +366,31 @@ extension BenchCommand {
         }
         await connections.close()
         return outcome
+    }
+
+    /// One foreground load window with raw clients against workers already registered: `--warmup`,
+    /// then `seconds` measured; the clients are closed afterwards.
+    func measureRawLoad(
+        function: String, payloads: BenchPayloads, seconds: Double, jobTimeout: Duration,
+        options: GearmanConnectionOptions, tlsContext: TLSContext?
+    ) async throws -> (LoadTally, WindowSamples, LoadWindow) {
+        var connections = BenchRawDriver.Connections()
+        let begin = benchNow()
+        let window = LoadWindow(
+            start: begin + Self.nanoseconds(warmup), end: begin + Self.nanoseconds(warmup) + Self.nanoseconds(seconds))
+        async let sampled = WindowSamples.take(serverPID: serverPid, window: window)
+        do {
+            try await BenchRawDriver.startClients(
+                count: clients, inFlight: inFlight, function: function, payloads: payloads, window: window,
+                options: options, tlsContext: tlsContext, into: &connections)
+        } catch {
+            await connections.close()
+            throw error
+        }
+        let samples = await sampled
+        let tally = await BenchRawDriver.collect(connections, jobTimeout: jobTimeout)
+        await connections.close()
+        return (tally, samples, window)
     }
 }
 

@@ -99,17 +99,21 @@ struct BenchSmokeTests {
         }
     }
 
-    @Test("idle, 300 connections (150 sleeping workers): all set up, registered, still open; load before and during", arguments: ServerKind.allCases)
-    func idle(kind: ServerKind) async throws {
+    @Test(
+        "idle, 300 connections (150 sleeping workers): all set up, registered, still open; load before and during",
+        arguments: ServerKind.allCases, ["library", "raw"])
+    func idle(kind: ServerKind, driver: String) async throws {
         try await withServerProcess(kind) { address, pid in
             let (result, report) = try await bench(
                 address: address, pid: pid,
                 [
                     "--mode", "idle", "--connections", "300", "--sleeping-workers", "150", "--duration", "1",
                     "--load-duration", "1", "--warmup", "0", "--workers", "1", "--clients", "1", "--in-flight", "2",
+                    "--driver", driver,
                 ])
             #expect(result.exitCode == 0, "\(result)")
             #expect(report["mode"] as? String == "idle")
+            #expect(report["driver"] as? String == driver)
             #expect(report["connect_failures"] as? Int == 0, "\(result)")
             #expect(report["workers_registered"] as? Int == 150, "\(result)")
             #expect(report["connections_open"] as? Int == 300, "\(result)")
