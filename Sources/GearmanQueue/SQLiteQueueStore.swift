@@ -100,7 +100,7 @@ public final class SQLiteQueueStore: QueueStore {
             connection = try await SQLiteConnection.open(
                 storage: .file(path: Self.plainFileName(path)), threadPool: threadPool, logger: logger, on: eventLoop)
         } catch {
-            throw await Self.explain(error, path: path, threadPool: threadPool)
+            throw await Self.explain(error, path: path, threadPool: threadPool, eventLoop: eventLoop)
         }
         do {
             try await Self.configure(connection, path: path, synchronous: synchronous)
@@ -112,7 +112,7 @@ public final class SQLiteQueueStore: QueueStore {
                 logger.warning(
                     "closing the queue database failed", metadata: ["path": "\(path)", "error": "\(error)"])
             }
-            throw await Self.explain(error, path: path, threadPool: threadPool)
+            throw await Self.explain(error, path: path, threadPool: threadPool, eventLoop: eventLoop)
         }
         logger.info(
             "queue database opened",
@@ -163,12 +163,11 @@ public final class SQLiteQueueStore: QueueStore {
     }
 
     public func loadAll() async throws(QueueStoreError) -> [StoredJob] {
-        guard let turn = self.takeTurn(closing: false) else { throw .closed(path: self.path) }
-        defer { turn.done.succeed() }
-        try? await turn.previous.get()
         let rows: [SQLiteRow]
         do {
-            rows = try await self.connection.query(SQLiteQueueSchema.selectAll)
+            rows = try await self.inTurn { self.connection.query(SQLiteQueueSchema.selectAll) }
+        } catch let error as QueueStoreError {
+            throw error
         } catch {
             throw QueueStoreError(sqlite: error, path: self.path)
         }
@@ -178,18 +177,27 @@ public final class SQLiteQueueStore: QueueStore {
     /// Waits for the operations already asked for, then closes the database and releases its lock.
     /// Calling it again waits for the first call to finish.
     public func close() async {
-        guard let turn = self.takeTurn(closing: true) else {
-            try? await self.state.withLockedValue { $0.tail }.get()
-            return
-        }
-        defer { turn.done.succeed() }
-        try? await turn.previous.get()
         do {
-            try await self.connection.close()
+            try await self.inTurn(closing: true) { self.connection.close() }
+        } catch let error as QueueStoreError where error.code == .closed {
+            try? await self.state.withLockedValue { $0.tail }.get()
         } catch {
             self.logger.warning(
                 "closing the queue database failed", metadata: ["path": "\(self.path)", "error": "\(error)"])
         }
+    }
+
+    /// Runs `operation` once every operation asked for earlier has finished, and waits for it.
+    ///
+    /// One future from the turn to the result, awaited once: awaiting the turn and then calling one of
+    /// sqlite-nio's async functions made ThreadSanitizer report a race on the task's own stack memory
+    /// (in Swift's task allocator, between NIO's `EventLoopFuture.get()` resuming the task and the
+    /// next async call's frame; no gearlock code in either stack); this way there is no such pair.
+    private func inTurn<Value: Sendable>(
+        closing: Bool = false, _ operation: @escaping @Sendable () -> EventLoopFuture<Value>
+    ) async throws -> Value {
+        guard let turn = self.takeTurn(closing: closing) else { throw QueueStoreError.closed(path: self.path) }
+        return try await turn.previous.flatMap(operation).always { _ in turn.done.succeed() }.get()
     }
 
     // MARK: Serialising operations
@@ -310,12 +318,15 @@ public final class SQLiteQueueStore: QueueStore {
 
     /// The error to report for a failure while opening: one of our own as it is; SQLite's translated,
     /// and when it is about opening or writing the file, replaced by what the file system shows.
-    private static func explain(_ error: any Error, path: String, threadPool: NIOThreadPool) async -> QueueStoreError {
+    private static func explain(
+        _ error: any Error, path: String, threadPool: NIOThreadPool, eventLoop: any EventLoop
+    ) async -> QueueStoreError {
         let translated = (error as? QueueStoreError) ?? QueueStoreError(sqlite: error, path: path)
         guard translated.code == .cannotOpen || translated.code == .readOnly || translated.code == .ioError else {
             return translated
         }
-        let diagnosis = try? await threadPool.runIfActive { QueueFileDiagnosis.diagnose(path: path) }
+        // The future-returning form: see `inTurn` for why not NIOThreadPool's async one.
+        let diagnosis = try? await threadPool.runIfActive(eventLoop: eventLoop) { QueueFileDiagnosis.diagnose(path: path) }.get()
         return (diagnosis ?? nil) ?? translated
     }
 }
@@ -325,11 +336,10 @@ extension SQLiteQueueStore {
     /// column of its rows. Only for tests, which use it to provoke failures (a full disk through
     /// `PRAGMA max_page_count`) and to look at the file's settings.
     func execute(sqlForTesting sql: String) async throws(QueueStoreError) -> [String] {
-        guard let turn = self.takeTurn(closing: false) else { throw .closed(path: self.path) }
-        defer { turn.done.succeed() }
-        try? await turn.previous.get()
         do {
-            return try await self.connection.query(sql).map { $0.columns.first?.data.string ?? "" }
+            return try await self.inTurn { self.connection.query(sql) }.map { $0.columns.first?.data.string ?? "" }
+        } catch let error as QueueStoreError {
+            throw error
         } catch {
             throw QueueStoreError(sqlite: error, path: self.path)
         }
