@@ -25,6 +25,22 @@ struct PayloadCompactionTests {
         try #require(harness.machine.job(withHandle: handle)).payload
     }
 
+    /// Moves the clock `first` ms and fires the timer: the job's payload must still be the slice; then
+    /// `second` ms more: it must be a copy of its own, which is returned.
+    func copiedOut(
+        _ handle: ByteBuffer, in harness: Harness, stillSlicedAfter first: UInt64, copiedAfter second: UInt64,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> ByteBuffer {
+        harness.clock.advance(milliseconds: first)
+        harness.fireTimer()
+        #expect(try payload(of: handle, in: harness).storageCapacity >= 1 << 20, "not yet", sourceLocation: sourceLocation)
+        harness.clock.advance(milliseconds: second)
+        harness.fireTimer()
+        let copied = try payload(of: handle, in: harness)
+        #expect(copied.storageCapacity < 2 * copied.readableBytes, "copied out", sourceLocation: sourceLocation)
+        return copied
+    }
+
     @Test("a foreground job keeps its slice until the delay passes, then holds a copy of its own")
     func foregroundIsCopiedLater() throws {
         let harness = Harness()
@@ -35,13 +51,7 @@ struct PayloadCompactionTests {
         let deadline = try #require(harness.machine.nextTimerDeadline)
         #expect(deadline == harness.clock.monotonicNanoseconds + Machine.compactionDelayNanoseconds)
 
-        harness.clock.advance(milliseconds: 99)
-        harness.fireTimer()
-        #expect(try payload(of: handle, in: harness).storageCapacity >= 1 << 20, "not yet")
-        harness.clock.advance(milliseconds: 1)
-        harness.fireTimer()
-        let copied = try payload(of: handle, in: harness)
-        #expect(copied.storageCapacity < 2 * copied.readableBytes, "copied out")
+        let copied = try copiedOut(handle, in: harness, stillSlicedAfter: 99, copiedAfter: 1)
         #expect(copied == sliced, "byte for byte")
         #expect(harness.machine.nextTimerDeadline == nil, "nothing left to do")
 
@@ -74,13 +84,8 @@ struct PayloadCompactionTests {
         // A new job, probably in the freed slot, submitted later: its own deadline, not the first's.
         harness.clock.advance(milliseconds: 60)
         let second = try harness.submit(Self.submission(Self.slicedPayload(0x62), background: false), from: client)
-        harness.clock.advance(milliseconds: 40)
-        harness.fireTimer()
-        #expect(try payload(of: second, in: harness).storageCapacity >= 1 << 20, "its own delay has not passed")
-        harness.clock.advance(milliseconds: 60)
-        harness.fireTimer()
-        let copied = try payload(of: second, in: harness)
-        #expect(copied.storageCapacity < 2 * copied.readableBytes)
+        // 40 ms on, the first job's deadline has passed but not the second's.
+        let copied = try copiedOut(second, in: harness, stillSlicedAfter: 40, copiedAfter: 60)
         #expect(copied == Self.slicedPayload(0x62))
     }
 
