@@ -50,7 +50,12 @@ final class GearmanConnection: Sendable {
         let authentication = options.credentials.map {
             ConnectionAuthentication(credentials: $0, dialect: dialect, timeout: options.connectTimeout)
         }
-        let bootstrap = ClientBootstrap(group: eventLoopGroup)
+        // The handler is kept from the initializer: looked up in the pipeline after the connect, it
+        // may already be gone when the server refused the credentials and closed at once, and then
+        // its AUTH_FAILED would be reported as a closed connection.
+        let eventLoop = eventLoopGroup.next()
+        let added = NIOLoopBoundBox.makeEmptyBox(valueType: GearmanConnectionHandler.self, eventLoop: eventLoop)
+        let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(options.connectTimeout.nanoseconds))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_keepalive), value: 1)
@@ -59,11 +64,12 @@ final class GearmanConnection: Sendable {
                     if let tlsContext {
                         try channel.pipeline.syncOperations.addHandler(TLSHandler(context: tlsContext, serverName: serverName))
                     }
+                    let handler = GearmanConnectionHandler(
+                        server: server, onWake: onWake, expectsTLS: tlsContext != nil, authentication: authentication,
+                        logger: logger)
                     try channel.pipeline.syncOperations.addHandlers(
-                        ByteToMessageHandler(GearmanFrameDecoder(limits: limits)),
-                        GearmanConnectionHandler(
-                            server: server, onWake: onWake, expectsTLS: tlsContext != nil, authentication: authentication,
-                            logger: logger))
+                        ByteToMessageHandler(GearmanFrameDecoder(limits: limits)), handler)
+                    added.value = handler
                 }
             }
         let clientID = options.clientID
@@ -76,16 +82,13 @@ final class GearmanConnection: Sendable {
             .flatMap { channel in
                 // The connect future completes on the channel's own loop.
                 channel.eventLoop.makeCompletedFuture {
-                    let handler: GearmanConnectionHandler
-                    do {
-                        handler = try channel.pipeline.syncOperations.handler(type: GearmanConnectionHandler.self)
-                    } catch {
+                    guard let handler = added.value, let ready = handler.ready else {
                         channel.close(promise: nil)
                         throw GearmanError(.connectionFailed, "connection to \(server) closed during set-up", server: server)
                     }
                     let connection = GearmanConnection(
                         address: address, channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
-                    return (connection, handler.ready!.futureResult)
+                    return (connection, ready.futureResult)
                 }
                 .flatMap { (connection: GearmanConnection, ready: EventLoopFuture<Void>) in
                     // Usable once the TLS handshake has finished and the credentials were accepted.
