@@ -326,7 +326,9 @@ public final class SQLiteQueueStore: QueueStore {
             return translated
         }
         // The future-returning form: see `inTurn` for why not NIOThreadPool's async one.
-        let diagnosis = try? await threadPool.runIfActive(eventLoop: eventLoop) { QueueFileDiagnosis.diagnose(path: path) }.get()
+        let diagnosis = try? await threadPool.runIfActive(eventLoop: eventLoop) {
+            QueueFileDiagnosis.diagnose(path: path)
+        }.get()
         return (diagnosis ?? nil) ?? translated
     }
 }

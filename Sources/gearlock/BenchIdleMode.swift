@@ -68,8 +68,9 @@ extension BenchCommand {
                         function: function, payloads: payloads, seconds: loadDuration, jobTimeout: jobTimeout,
                         options: options, tlsContext: tlsContext)
                 } catch {
-                    return (LoadTally(errors: 1, firstError: "cannot reach \(options.servers[0]): \(error)"), WindowSamples(),
-                        LoadWindow(start: benchNow(), end: benchNow() + 1))
+                    let failed = LoadTally(errors: 1, firstError: "cannot reach \(options.servers[0]): \(error)")
+                    let now = benchNow()
+                    return (failed, WindowSamples(), LoadWindow(start: now, end: now + 1))
                 }
             }
         }
