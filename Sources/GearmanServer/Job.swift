@@ -198,6 +198,28 @@ struct ConnectionState {
         self.peerAddress = peerAddress
     }
 
+    /// Replaces the held reply for `handle` by `packet`, then moves everything at the front of
+    /// `held` up to the next reply still waiting for a commit into `actions`, in order. True when
+    /// nothing is held any more.
+    mutating func releaseHeld(handle: ByteBuffer, as packet: GearmanPacket, into actions: inout [JobServerAction]) -> Bool {
+        // Commits complete in submission order, so the reply is almost always the first.
+        if let index = held.firstIndex(where: {
+            if case .awaitingCommit(let waiting) = $0 { return waiting == handle }
+            return false
+        }) {
+            held[index] = .packet(packet)
+        }
+        while let first = held.first {
+            switch first {
+            case .awaitingCommit: return false
+            case .packet(let packet): actions.append(.send(packet, to: id))
+            case .text(let text): actions.append(.sendText(text, to: id))
+            }
+            held.removeFirst()
+        }
+        return true
+    }
+
     /// The tenant of the principal; nil for anonymous and global principals.
     var tenant: String? { principal?.tenant }
 

@@ -61,23 +61,12 @@ extension JobServerStateMachine {
     /// Replaces the connection's held reply for `handle` by `packet`, then sends everything at the
     /// front of its queue up to the next reply still waiting for a commit.
     private mutating func resolveHeldReply(of id: ConnectionID, handle: ByteBuffer, with packet: GearmanPacket) {
-        guard var held = connections[id]?.held, !held.isEmpty else { return }
-        if let index = held.firstIndex(where: {
-            if case .awaitingCommit(let waiting) = $0 { return waiting == handle }
-            return false
-        }) {
-            held[index] = .packet(packet)
+        // In place: a copy of the queue taken out of `connections` would be copied again (it is
+        // shared) by the first change, for every reply resolved.
+        guard connections[id]?.held.isEmpty == false else { return }
+        if connections[id]!.releaseHeld(handle: handle, as: packet, into: &actions) {
+            connectionsHoldingReplies -= 1
         }
-        while let first = held.first {
-            switch first {
-            case .awaitingCommit: connections[id]!.held = held; return
-            case .packet(let packet): actions.append(.send(packet, to: id))
-            case .text(let text): actions.append(.sendText(text, to: id))
-            }
-            held.removeFirst()
-        }
-        connections[id]!.held = held
-        connectionsHoldingReplies -= 1
     }
 
     /// Queues the jobs a store kept (before any connection is accepted), in their stored order,
