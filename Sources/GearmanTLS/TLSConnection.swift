@@ -112,19 +112,26 @@ final class TLSConnection {
         return outcome(of: result, during: "handshake")
     }
 
-    /// Decrypts what it can into `buffer`.
-    func read(into buffer: inout ByteBuffer) -> Outcome<Int> {
-        OpenSSLErrorQueue.clear()
-        var result: Int32 = 0
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 16 * 1024) { bytes in
-            result = SSL_read(ssl, bytes.baseAddress, Int32(min(bytes.count, Int(Int32.max))))
-            return result > 0 ? Int(result) : 0
+    /// Decrypts every record the fed ciphertext completes, appending the plaintext to `buffer`.
+    /// `.incomplete` once OpenSSL needs more ciphertext (what it decrypted is in `buffer` either
+    /// way); `.closed` or `.failed` when the peer's close_notify or an error came after it.
+    func readAvailable(into buffer: inout ByteBuffer) -> Outcome<Void> {
+        while true {
+            // The ciphertext waiting bounds the plaintext it can yield; a record is at most 16 KiB.
+            let waiting = max(Int(SSL_pending(ssl)), Int(BIO_ctrl_pending(readBIO)))
+            OpenSSLErrorQueue.clear()
+            var result: Int32 = 0
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: min(max(waiting, 512), 16 * 1024)) { bytes in
+                result = SSL_read(ssl, bytes.baseAddress, Int32(min(bytes.count, Int(Int32.max))))
+                return result > 0 ? Int(result) : 0
+            }
+            guard result > 0 else { return outcome(of: result, during: "read") }
+            // Nothing decrypted is left and no ciphertext is waiting: another SSL_read could only
+            // say so (with an error queue to clear and a buffer to reserve first).
+            if SSL_pending(ssl) == 0 && BIO_ctrl_pending(readBIO) == 0 { return .incomplete }
         }
-        if result > 0 { return .complete(Int(result)) }
-        return outcome(of: result, during: "read")
     }
 
-    /// Encrypts all of `buffer` (memory BIOs accept everything).
     func write(_ buffer: ByteBuffer) -> Outcome<Void> {
         var remaining = buffer
         while remaining.readableBytes > 0 {

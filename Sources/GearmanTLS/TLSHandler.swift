@@ -127,9 +127,10 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func handshakeStep(_ connection: TLSConnection, context: ChannelHandlerContext) {
         let outcome = connection.doHandshake()
-        writeNetwork(connection, context: context)
+        let wrote = writeNetwork(connection, context: context)
         switch outcome {
         case .complete:
+            if wrote { context.flush() }
             handshakeTimer?.cancel()
             handshakeTimer = nil
             state = .active(connection)
@@ -146,29 +147,27 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// Decrypts everything the ciphertext fed so far completes and passes it on as one buffer (one
+    /// allocation and one channelRead per read, not a 16 KiB buffer per record).
     private func readLoop(_ connection: TLSConnection, context: ChannelHandlerContext) {
-        while true {
-            var buffer = context.channel.allocator.buffer(capacity: 0)
-            switch connection.read(into: &buffer) {
-            case .complete:
-                context.fireChannelRead(wrapInboundOut(buffer))
-            case .incomplete:
-                // TLS 1.3 session tickets and key updates may want an answer.
-                writeNetwork(connection, context: context)
-                context.flush()
-                return
-            case .closed:
-                receivedCloseNotify = true
-                connection.shutdown()
-                writeNetwork(connection, context: context)
-                context.flush()
-                state = .closing(connection)
-                context.close(promise: nil)
-                return
-            case .failed(let error):
-                fail(error, context: context)
-                return
-            }
+        var plaintext = context.channel.allocator.buffer(capacity: 0)
+        let outcome = connection.readAvailable(into: &plaintext)
+        if plaintext.readableBytes > 0 {
+            context.fireChannelRead(wrapInboundOut(plaintext))
+        }
+        switch outcome {
+        case .complete, .incomplete:
+            // TLS 1.3 session tickets and key updates may want an answer.
+            if writeNetwork(connection, context: context) { context.flush() }
+        case .closed:
+            receivedCloseNotify = true
+            connection.shutdown()
+            writeNetwork(connection, context: context)
+            context.flush()
+            state = .closing(connection)
+            context.close(promise: nil)
+        case .failed(let error):
+            fail(error, context: context)
         }
     }
 
@@ -269,12 +268,13 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Hands OpenSSL's pending ciphertext to the network, completing the promises of the writes it
     /// carries once it is written.
-    private func writeNetwork(_ connection: TLSConnection, context: ChannelHandlerContext) {
+    @discardableResult
+    private func writeNetwork(_ connection: TLSConnection, context: ChannelHandlerContext) -> Bool {
         let promises = unflushedPromises
         unflushedPromises.removeAll()
         guard let ciphertext = connection.drainOutput(allocator: context.channel.allocator) else {
             for promise in promises { promise.succeed() }
-            return
+            return false
         }
         if promises.isEmpty {
             context.write(wrapOutboundOut(ciphertext), promise: nil)
@@ -283,6 +283,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             for promise in promises { written.futureResult.cascade(to: promise) }
             context.write(wrapOutboundOut(ciphertext), promise: written)
         }
+        return true
     }
 
     // MARK: Failure
