@@ -13,7 +13,9 @@ final class JobServerCore: @unchecked Sendable {
     let eventLoop: any EventLoop
     private var machine: JobServerStateMachine<SystemJobServerClock>
     private var outputs: [ConnectionID: ConnectionOutput] = [:]
+    /// Connections with output not yet written: written once per event loop turn (`writeDirty`).
     private var dirty: [ConnectionID] = []
+    private var writeScheduled = false
     private var actionBuffer: [JobServerAction] = []
     private var timer: (deadline: UInt64, task: Scheduled<Void>)?
     private let store: any QueueStore
@@ -249,13 +251,12 @@ final class JobServerCore: @unchecked Sendable {
                 pendingBatch.removedHandles.append(contentsOf: batch.removedHandles)
                 startCommitIfIdle()
             }
-            for id in dirty {
-                // Taken out before writing: a failing write or flush closes the channel, whose
-                // handler reports it at once, removing the output (and re-entering this core).
-                let writes = outputs[id]?.take()
-                writes?.writeAndFlush()
+            if deferred.isEmpty {
+                scheduleWrites()
+            } else {
+                // A connection's replies go out before it is closed.
+                writeDirty()
             }
-            dirty.removeAll(keepingCapacity: true)
             for action in deferred {
                 switch action {
                 case .close(let id):
@@ -268,6 +269,33 @@ final class JobServerCore: @unchecked Sendable {
                     preconditionFailure("only closes and shutdowns are deferred")
                 }
             }
+        }
+    }
+
+    /// Writes the output collected for connections at the end of this event loop turn, after
+    /// every connection the loop found readable has been processed: a connection sent packets by
+    /// several others' read cycles (a client whose jobs several workers completed) then gets one
+    /// write and one flush, one system call and one wake-up of its peer, instead of one for each.
+    private func scheduleWrites() {
+        guard !dirty.isEmpty, !writeScheduled else { return }
+        writeScheduled = true
+        eventLoop.execute { [self] in
+            writeScheduled = false
+            writeDirty()
+        }
+    }
+
+    /// Writes and flushes every connection's collected output now.
+    private func writeDirty() {
+        guard !dirty.isEmpty else { return }
+        // Taken out first: a failing write or flush closes its channel, whose handler reports it at
+        // once, re-entering this core, which may mark connections again (or write them itself).
+        let ids = dirty
+        dirty = []
+        for id in ids {
+            // Taken out before writing, for the same reason: the output may be removed meanwhile.
+            let writes = outputs[id]?.take()
+            writes?.writeAndFlush()
         }
     }
 
@@ -470,6 +498,7 @@ final class JobServerCore: @unchecked Sendable {
         if case .stopped = shutdownState { return }
         if case .draining(let deadline) = shutdownState { deadline.cancel() }
         shutdownState = .stopped
+        writeDirty()
         closeListeners()
         timer?.task.cancel()
         timer = nil

@@ -66,6 +66,7 @@ import Testing
         for _ in clients {
             core.process(Self.packet(.grabJob), from: worker)
         }
+        loop.run()  // the core writes at the end of the loop's turn
         while let frame = try workerChannel.readOutbound(as: ByteBuffer.self) {
             var frame = frame
             var decoder = GearmanFrameDecoder()
@@ -76,15 +77,17 @@ import Testing
         #expect(handles.count == 3)
 
         // Every client has reset its connection; one read from the worker completes all three
-        // jobs, so the core flushes to the three in one cycle, and each flush closes its client.
+        // jobs, so the core flushes to the three in one turn, and each flush closes its client.
         for resetter in resetters { resetter.isReset = true }
         core.process(
             handles.flatMap { Self.packet(.workComplete(handle: $0, payload: ByteBuffer(string: "done"))) }, from: worker)
+        loop.run()
         #expect(resetters.map(\.flushes).allSatisfy { $0 >= 2 }, "each client's reply was flushed: \(resetters.map(\.flushes))")
 
         // The clients are forgotten (a second close is ignored), and the server goes on.
         for client in clients { core.connectionClosed(client) }
         core.process(Self.packet(.echoRequest(payload: ByteBuffer(string: "still here"))), from: worker)
+        loop.run()
         var reply = try #require(try workerChannel.readOutbound(as: ByteBuffer.self))
         var decoder = GearmanFrameDecoder()
         #expect(try decoder.decode(buffer: &reply) == .packet(.echoResponse(payload: ByteBuffer(string: "still here")), magic: .response))
