@@ -185,7 +185,7 @@ for run in $(seq "$RUNS"); do
                 --payload-size "$size" --duration "$DURATION" --warmup "$WARMUP"
             [[ -n $line ]] || continue
             echo "run $run, $target, foreground $(human_size "$size"): $(field "$line" jobs_per_s) jobs/s" >&2
-            results["fg$size $target"]+="$(field "$line" jobs_per_s) $(field "$line" latency_p99_us)"$'\n'
+            results["fg$size $target"]+="$(field "$line" jobs_per_s) $(field "$line" latency_p99_us) $(field "$line" server_cpu_us_per_job)"$'\n'
         done
     done
     if wants bg; then
@@ -199,7 +199,7 @@ for run in $(seq "$RUNS"); do
             per_job=$(awk -v p="$(field "$line" server_peak_rss_bytes)" -v b="$(field "$line" server_rss_before_bytes)" \
                 -v n="$enqueued" 'BEGIN { if (p ~ /^[0-9]+$/ && b ~ /^[0-9]+$/ && n > 0) printf "%.1f", (p - b) / n; else print "-" }')
             echo "run $run, $target, background: enqueue $(field "$line" jobs_per_s) jobs/s, drain $(field "$line" drain_per_s) jobs/s, $per_job B of RSS per queued job" >&2
-            results["bg $target"]+="$(field "$line" jobs_per_s) $(field "$line" drain_per_s) $per_job"$'\n'
+            results["bg $target"]+="$(field "$line" jobs_per_s) $(field "$line" drain_per_s) $per_job $(field "$line" drain_server_cpu_us_per_job)"$'\n'
         done
     fi
     if wants idle; then
@@ -252,6 +252,7 @@ kib() { awk -v b="$1" 'BEGIN { if (b ~ /^-?[0-9.]+$/) printf "%.2f", b / 1024; e
 show() {
     case $1 in
         n0) num "$2" 0 ;;
+        n1) num "$2" 1 ;;
         n2) num "$2" 2 ;;
         ms) ms "$2" ;;
         kib) kib "$2" ;;
@@ -298,6 +299,7 @@ for size in "${fg_sizes[@]}"; do
             "ratio ge $target"
         table_row "$label, p99 latency ms" ms 2 "fg$size gearlock" "fg$size gearmand" ratio "≤ ${TARGET_FG_P99}× gearmand" \
             "ratio le $TARGET_FG_P99"
+        table_row "$label, server CPU µs per job" n1 3 "fg$size gearlock" "fg$size gearmand" ratio "– (lower is better)" -
     fi
     if wants tls; then
         if ((size <= 1024)); then
@@ -315,6 +317,8 @@ if wants bg; then
     table_row "background enqueue jobs/s, $label" n0 1 "bg gearlock" "bg gearmand" ratio "–" -
     table_row "background drain jobs/s, $label" n0 2 "bg gearlock" "bg gearmand" ratio "≥ ${TARGET_DRAIN}× gearmand" \
         "ratio ge $TARGET_DRAIN"
+    table_row "background drain server CPU µs per job, $label" n1 4 "bg gearlock" "bg gearmand" ratio \
+        "– (lower is better)" -
     table_row "server RSS per queued 100 B job KiB, $label" kib 3 "bg gearlock" "bg gearmand" ratio \
         "≤ ${TARGET_RSS_PER_JOB}× gearmand" "ratio le $TARGET_RSS_PER_JOB"
     label="Gearlock SQLite FULL"
