@@ -132,6 +132,7 @@ final class TLSConnection {
         }
     }
 
+    /// Encrypts all of `buffer` (memory BIOs accept everything).
     func write(_ buffer: ByteBuffer) -> Outcome<Void> {
         var remaining = buffer
         while remaining.readableBytes > 0 {

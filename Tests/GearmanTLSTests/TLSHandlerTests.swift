@@ -220,6 +220,64 @@ struct TLSHandlerTests {
         pair.finish()
     }
 
+    @Test("records that arrive in one read reach the next handler as one buffer, in order")
+    func recordsOfOneReadArriveTogether() throws {
+        let pki = try TestPKI.shared()
+        let pair = try TLSPair(
+            server: pki.serverContext(clientAuthentication: .none), client: pki.clientContext(certificate: nil))
+        try pair.pump()
+        let texts = ["first record;", "second record;", String(repeating: "third, longer record;", count: 100)]
+        var ciphertext = ByteBuffer()
+        for text in texts {
+            pair.client.writeAndFlush(ByteBuffer(string: text), promise: nil)
+            while var chunk = try pair.client.readOutbound(as: ByteBuffer.self) { ciphertext.writeBuffer(&chunk) }
+        }
+        let eventsBefore = pair.serverPeer.log.count
+        try pair.server.writeInbound(ciphertext)
+        #expect(pair.serverPeer.receivedString == texts.joined())
+        #expect(pair.serverPeer.log.count == eventsBefore + 1, "one channelRead: \(pair.serverPeer.log)")
+        #expect(pair.serverPeer.errors.isEmpty)
+        pair.finish()
+    }
+
+    @Test("records split across many small reads are delivered whole, nothing before a record completes")
+    func recordsSplitAcrossReads() throws {
+        let pki = try TestPKI.shared()
+        let pair = try TLSPair(
+            server: pki.serverContext(clientAuthentication: .none), client: pki.clientContext(certificate: nil))
+        try pair.pump()
+        let text = String(repeating: "split;", count: 50)
+        pair.client.writeAndFlush(ByteBuffer(string: text), promise: nil)
+        var ciphertext = ByteBuffer()
+        while var chunk = try pair.client.readOutbound(as: ByteBuffer.self) { ciphertext.writeBuffer(&chunk) }
+        let recordLength = ciphertext.readableBytes
+        while ciphertext.readableBytes > 0 {
+            let piece = ciphertext.readSlice(length: min(7, ciphertext.readableBytes))!
+            #expect(pair.serverPeer.received.readableBytes == 0, "no plaintext before the record's last byte")
+            try pair.server.writeInbound(piece)
+        }
+        #expect(pair.serverPeer.receivedString == text, "one \(recordLength)-byte record fed 7 bytes at a time")
+        #expect(pair.serverPeer.errors.isEmpty)
+        pair.finish()
+    }
+
+    @Test("data and the close_notify after it in one read: the data is delivered, then the close is clean")
+    func dataThenCloseNotifyInOneRead() throws {
+        let pki = try TestPKI.shared()
+        let pair = try TLSPair(
+            server: pki.serverContext(clientAuthentication: .none), client: pki.clientContext(certificate: nil))
+        try pair.pump()
+        pair.client.writeAndFlush(ByteBuffer(string: "last words"), promise: nil)
+        pair.client.close(promise: nil)
+        var ciphertext = ByteBuffer()
+        while var chunk = try pair.client.readOutbound(as: ByteBuffer.self) { ciphertext.writeBuffer(&chunk) }
+        try pair.server.writeInbound(ciphertext)
+        #expect(pair.serverPeer.receivedString == "last words")
+        #expect(!pair.server.isActive, "the server closed on the close_notify")
+        #expect(pair.serverPeer.errors.isEmpty, "a clean close: \(pair.serverPeer.errors)")
+        pair.finish()
+    }
+
     // MARK: Close
 
     @Test("close from the client: close_notify reaches the server, which closes cleanly too")
