@@ -31,11 +31,12 @@ struct CompareScriptSmokeTests {
         let rows = result.stdoutString.split(separator: "\n").filter { $0.hasPrefix("| ") && !$0.hasPrefix("| ---") }
             .map { $0.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) } }
         let expected = [
-            "foreground 100 B, jobs/s", "foreground 100 B, p99 latency ms",
+            "foreground 100 B, jobs/s", "foreground 100 B, p99 latency ms", "foreground 100 B, server CPU µs per job",
             "TLS foreground 100 B, jobs/s", "TLS foreground 100 B, p99 latency ms",
-            "foreground 64 KiB, jobs/s", "foreground 64 KiB, p99 latency ms",
+            "foreground 64 KiB, jobs/s", "foreground 64 KiB, p99 latency ms", "foreground 64 KiB, server CPU µs per job",
             "TLS foreground 64 KiB, jobs/s", "TLS foreground 64 KiB, p99 latency ms",
             "background enqueue jobs/s, Gearlock memory", "background drain jobs/s, Gearlock memory",
+            "background drain server CPU µs per job, Gearlock memory",
             "server RSS per queued 100 B job KiB, Gearlock memory",
             "background enqueue jobs/s, Gearlock SQLite FULL", "background drain jobs/s, Gearlock SQLite FULL",
             "server RSS per queued 100 B job KiB, Gearlock SQLite FULL",
