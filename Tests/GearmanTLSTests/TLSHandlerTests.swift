@@ -202,8 +202,7 @@ struct TLSHandlerTests {
         expected.writeImmutableBuffer(large)
         pair.client.write(large, promise: nil)
         pair.client.flush()
-        var ciphertext = ByteBuffer()
-        while var chunk = try pair.client.readOutbound(as: ByteBuffer.self) { ciphertext.writeBuffer(&chunk) }
+        let ciphertext = try pair.clientCiphertext()
         // TLS records: 5-byte headers (type 23 = application data) and their lengths.
         var records = 0
         var cursor = ciphertext
@@ -222,15 +221,13 @@ struct TLSHandlerTests {
 
     @Test("records that arrive in one read reach the next handler as one buffer, in order")
     func recordsOfOneReadArriveTogether() throws {
-        let pki = try TestPKI.shared()
-        let pair = try TLSPair(
-            server: pki.serverContext(clientAuthentication: .none), client: pki.clientContext(certificate: nil))
-        try pair.pump()
+        let pair = try TLSPair.handshaken()
         let texts = ["first record;", "second record;", String(repeating: "third, longer record;", count: 100)]
         var ciphertext = ByteBuffer()
         for text in texts {
             pair.client.writeAndFlush(ByteBuffer(string: text), promise: nil)
-            while var chunk = try pair.client.readOutbound(as: ByteBuffer.self) { ciphertext.writeBuffer(&chunk) }
+            var written = try pair.clientCiphertext()
+            ciphertext.writeBuffer(&written)
         }
         let eventsBefore = pair.serverPeer.log.count
         try pair.server.writeInbound(ciphertext)
@@ -242,14 +239,10 @@ struct TLSHandlerTests {
 
     @Test("records split across many small reads are delivered whole, nothing before a record completes")
     func recordsSplitAcrossReads() throws {
-        let pki = try TestPKI.shared()
-        let pair = try TLSPair(
-            server: pki.serverContext(clientAuthentication: .none), client: pki.clientContext(certificate: nil))
-        try pair.pump()
+        let pair = try TLSPair.handshaken()
         let text = String(repeating: "split;", count: 50)
         pair.client.writeAndFlush(ByteBuffer(string: text), promise: nil)
-        var ciphertext = ByteBuffer()
-        while var chunk = try pair.client.readOutbound(as: ByteBuffer.self) { ciphertext.writeBuffer(&chunk) }
+        var ciphertext = try pair.clientCiphertext()
         let recordLength = ciphertext.readableBytes
         while ciphertext.readableBytes > 0 {
             let piece = ciphertext.readSlice(length: min(7, ciphertext.readableBytes))!
@@ -263,15 +256,10 @@ struct TLSHandlerTests {
 
     @Test("data and the close_notify after it in one read: the data is delivered, then the close is clean")
     func dataThenCloseNotifyInOneRead() throws {
-        let pki = try TestPKI.shared()
-        let pair = try TLSPair(
-            server: pki.serverContext(clientAuthentication: .none), client: pki.clientContext(certificate: nil))
-        try pair.pump()
+        let pair = try TLSPair.handshaken()
         pair.client.writeAndFlush(ByteBuffer(string: "last words"), promise: nil)
         pair.client.close(promise: nil)
-        var ciphertext = ByteBuffer()
-        while var chunk = try pair.client.readOutbound(as: ByteBuffer.self) { ciphertext.writeBuffer(&chunk) }
-        try pair.server.writeInbound(ciphertext)
+        try pair.server.writeInbound(try pair.clientCiphertext())
         #expect(pair.serverPeer.receivedString == "last words")
         #expect(!pair.server.isActive, "the server closed on the close_notify")
         #expect(pair.serverPeer.errors.isEmpty, "a clean close: \(pair.serverPeer.errors)")
@@ -704,6 +692,22 @@ struct TLSPair {
             if destination.isActive { try destination.writeInbound(bytes) }
         }
         return count
+    }
+
+    /// A pair without client certificates, past its handshake.
+    static func handshaken() throws -> TLSPair {
+        let pki = try TestPKI.shared()
+        let pair = try TLSPair(
+            server: pki.serverContext(clientAuthentication: .none), client: pki.clientContext(certificate: nil))
+        try pair.pump()
+        return pair
+    }
+
+    /// Everything the client has written so far (and not yet moved), as one buffer.
+    func clientCiphertext() throws -> ByteBuffer {
+        var ciphertext = ByteBuffer()
+        while var chunk = try client.readOutbound(as: ByteBuffer.self) { ciphertext.writeBuffer(&chunk) }
+        return ciphertext
     }
 
     /// Sends `text` from one side and checks the other side received it.
