@@ -174,9 +174,11 @@ in_run_order() {
 
 # Touches BYTES of fresh memory in a throwaway process, then frees it: a virtual machine's host backs
 # guest memory at its first touch, which made whichever server ran the huge payload first pay up to
-# twice the time for its page faults. After this, both find memory the host already backs.
+# twice the time for its page faults. After this, both find memory the host already backs. A machine
+# without that much memory to spare just skips it.
 touch_memory() {
-    python3 -c 'import sys; n = int(sys.argv[1]); m = bytearray(n); m[::4096] = b"\x01" * len(range(0, n, 4096))' "$1"
+    python3 -c 'import sys; n = int(sys.argv[1]); m = bytearray(n); m[::4096] = b"\x01" * len(range(0, n, 4096))' "$1" \
+        2>/dev/null || echo "note: could not touch $1 bytes of memory before the huge run" >&2
 }
 
 # Seconds rounded up to a whole number, for timeouts.
@@ -268,7 +270,7 @@ judge() {
 }
 row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@"; }
 kib() { awk -v b="$1" 'BEGIN { if (b ~ /^-?[0-9.]+$/) printf "%.2f", b / 1024; else print "-" }'; }
-# VALUE as FORMAT: n0 or n2 (decimals), ms (from µs), kib or mib (from bytes).
+# VALUE as FORMAT: n0, n1 or n2 (decimals), ms (from µs), kib or mib (from bytes).
 show() {
     case $1 in
         n0) num "$2" 0 ;;
