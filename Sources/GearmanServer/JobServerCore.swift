@@ -225,13 +225,16 @@ final class JobServerCore: @unchecked Sendable {
             for action in actionBuffer {
                 switch action {
                 case .send(let packet, let id):
-                    guard outputs[id] != nil else { continue }
+                    // Only the flag is read: a copy of the output kept across the append below
+                    // would make it copy its buffer.
+                    guard let isDirty = outputs[id]?.isDirty else { continue }
+                    // Listed once per turn, however many packets it is sent.
+                    if !isDirty { dirty.append(id) }
                     outputs[id]!.append(packet)
-                    dirty.append(id)
                 case .sendText(let text, let id):
-                    guard outputs[id] != nil else { continue }
+                    guard let isDirty = outputs[id]?.isDirty else { continue }
+                    if !isDirty { dirty.append(id) }
                     outputs[id]!.append(text: text)
-                    dirty.append(id)
                 case .persist(let job):
                     batch.added.append(job)
                 case .unpersist(let handle):
