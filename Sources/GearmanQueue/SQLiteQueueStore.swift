@@ -163,14 +163,7 @@ public final class SQLiteQueueStore: QueueStore {
     }
 
     public func loadAll() async throws(QueueStoreError) -> [StoredJob] {
-        let rows: [SQLiteRow]
-        do {
-            rows = try await self.inTurn { self.connection.query(SQLiteQueueSchema.selectAll) }
-        } catch let error as QueueStoreError {
-            throw error
-        } catch {
-            throw QueueStoreError(sqlite: error, path: self.path)
-        }
+        let rows = try await self.inTurn { self.connection.query(SQLiteQueueSchema.selectAll) }
         return try rows.map { row throws(QueueStoreError) in try SQLiteQueueSchema.job(from: row, path: self.path) }
     }
 
@@ -179,7 +172,7 @@ public final class SQLiteQueueStore: QueueStore {
     public func close() async {
         do {
             try await self.inTurn(closing: true) { self.connection.close() }
-        } catch let error as QueueStoreError where error.code == .closed {
+        } catch where error.code == .closed {
             try? await self.state.withLockedValue { $0.tail }.get()
         } catch {
             self.logger.warning(
@@ -193,11 +186,16 @@ public final class SQLiteQueueStore: QueueStore {
     /// sqlite-nio's async functions made ThreadSanitizer report a race on the task's own stack memory
     /// (in Swift's task allocator, between NIO's `EventLoopFuture.get()` resuming the task and the
     /// next async call's frame; no gearlock code in either stack); this way there is no such pair.
+    /// SQLite's errors come out translated; a closed store's as `.closed`.
     private func inTurn<Value: Sendable>(
         closing: Bool = false, _ operation: @escaping @Sendable () -> EventLoopFuture<Value>
-    ) async throws -> Value {
-        guard let turn = self.takeTurn(closing: closing) else { throw QueueStoreError.closed(path: self.path) }
-        return try await turn.previous.flatMap(operation).always { _ in turn.done.succeed() }.get()
+    ) async throws(QueueStoreError) -> Value {
+        guard let turn = self.takeTurn(closing: closing) else { throw .closed(path: self.path) }
+        do {
+            return try await turn.previous.flatMap(operation).always { _ in turn.done.succeed() }.get()
+        } catch {
+            throw QueueStoreError(sqlite: error, path: self.path)
+        }
     }
 
     // MARK: Serialising operations
@@ -338,12 +336,6 @@ extension SQLiteQueueStore {
     /// column of its rows. Only for tests, which use it to provoke failures (a full disk through
     /// `PRAGMA max_page_count`) and to look at the file's settings.
     func execute(sqlForTesting sql: String) async throws(QueueStoreError) -> [String] {
-        do {
-            return try await self.inTurn { self.connection.query(sql) }.map { $0.columns.first?.data.string ?? "" }
-        } catch let error as QueueStoreError {
-            throw error
-        } catch {
-            throw QueueStoreError(sqlite: error, path: self.path)
-        }
+        try await self.inTurn { self.connection.query(sql) }.map { $0.columns.first?.data.string ?? "" }
     }
 }

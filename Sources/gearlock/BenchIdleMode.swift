@@ -193,7 +193,6 @@ extension BenchCommand {
         return outcome
     }
 
-
     /// The workers the server's `status` shows for `function`, asked until there are `expected`
     /// or `timeout` has passed; nil if it never answered.
     private func registeredWorkers(
